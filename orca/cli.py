@@ -1,0 +1,134 @@
+"""The `orca` command line: `up`, `materialize`, `search` and `collections`.
+
+Exit codes: 0 success, 1 the work failed (a failed run, no index yet, a model mismatch), 2 bad usage
+(unknown option, invalid collection name, invalid setting), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+
+from rich.console import Console
+
+from orca_resources.settings import OrcaSettings, check_collection
+
+USAGE_ERROR = 2
+
+
+def _version() -> str:
+    try:
+        return version("orca")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also what `orca --help` prints)."""
+    parser = argparse.ArgumentParser(
+        prog="orca",
+        description="Keep embedding indexes fresh: documents to Parquet embedding indexes on Dagster with Ollama.",
+        epilog="Configuration comes from the environment (ORCA_HOME, OLLAMA_HOST, ORCA_EMBED_MODEL, "
+        "ORCA_EMBEDDER, DAGSTER_HOME, ORCA_WEBSERVER_PORT, ...); see the README.",
+    )
+    parser.add_argument("--version", action="version", version=f"orca {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser(
+        "up",
+        help="start the Dagster webserver and daemon (and seed the sample collection)",
+        description="Start dagster-webserver and dagster-daemon on the embedded default instance until Ctrl-C.",
+    )
+
+    materialize = commands.add_parser(
+        "materialize",
+        help="bring one collection's index up to date now",
+        description="Run embed_collection_job for COLLECTION: read its inbox, chunk, embed what changed, publish.",
+    )
+    materialize.add_argument("collection", metavar="COLLECTION")
+    materialize.add_argument("--force", action="store_true", help="forget stored vectors and embed every chunk again")
+    materialize.add_argument("-v", "--verbose", action="store_true", help="also print Dagster's log lines")
+
+    search = commands.add_parser(
+        "search",
+        help="find the chunks of a collection closest to a query",
+        description="Embed QUERY with the configured embedder and rank COLLECTION's index by cosine similarity.",
+    )
+    search.add_argument("collection", metavar="COLLECTION")
+    search.add_argument("query", metavar="QUERY")
+    search.add_argument("-k", type=int, default=5, metavar="N", help="how many results (default 5)")
+
+    commands.add_parser(
+        "collections",
+        help="list collections with their documents, chunks, model and last materialization",
+        description="List collections found under ORCA_HOME with what their served index holds.",
+    )
+    return parser
+
+
+def _quiet_dagster_warnings() -> None:
+    """Dagster's beta/preview/deprecation notices are for the developers of this code, not its users."""
+    import dagster as dg
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
+        warnings.filterwarnings("ignore", category=category)
+
+
+def _run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Console) -> int:
+    if args.command == "up":
+        from orca.up import up
+
+        return up(settings, out)
+    if args.command == "materialize":
+        from orca.materialize import materialize
+
+        return materialize(settings, args.collection, force=args.force, out=out, err=err, verbose=args.verbose)
+    if args.command == "search":
+        from orca.search import SearchError, render_hits, search
+
+        try:
+            hits = search(settings, args.collection, args.query, args.k)
+        except SearchError as error:
+            err.print(f"error: {error}", markup=False, highlight=False)
+            return 1
+        render_hits(hits, args.collection, args.query, out)
+        return 0
+    if args.command == "collections":
+        from orca.catalog import list_collections, render_collections
+
+        render_collections(list_collections(settings), settings, out)
+        return 0
+    raise AssertionError(f"unhandled command {args.command!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `orca` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out, err = Console(), Console(stderr=True)
+    collection = getattr(args, "collection", None)
+    if collection is not None:
+        try:
+            check_collection(collection)
+        except ValueError as error:
+            parser.exit(USAGE_ERROR, f"orca: error: {error}\n")
+    if getattr(args, "k", 1) < 1:
+        parser.exit(USAGE_ERROR, "orca: error: -k must be at least 1\n")
+    try:
+        settings = OrcaSettings.from_env()
+    except ValueError as error:
+        parser.exit(USAGE_ERROR, f"orca: error: {error}\n")
+    if not getattr(args, "verbose", False):
+        _quiet_dagster_warnings()
+    try:
+        return _run(args, settings, out, err)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Orca's local state on disk: DAGSTER_HOME with Orca's dagster.yaml, the sample collection, the instance.
+
+Every command that touches Dagster goes through `prepare_environment` first, so the CLI, the webserver,
+the daemon and the runs they launch all agree on the same absolute paths.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import dagster as dg
+
+from orca_resources.settings import OrcaSettings
+
+COLLECTIONS_PARTITIONS = "collections"
+SAMPLE_COLLECTION = "samples"
+
+# Used only when Orca runs from an installed wheel, where the project's dagster.yaml is not on disk;
+# tests/test_cli.py checks that it says the same as the project's file.
+FALLBACK_DAGSTER_YAML = """\
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+    tag_concurrency_limits:
+      - key: dagster/partition
+        value:
+          applyLimitPerUniqueValue: true
+        limit: 1
+telemetry:
+  enabled: false
+"""
+
+
+def project_root() -> Path | None:
+    """The source checkout Orca runs from (editable install), or None for an installed wheel."""
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def project_file(name: str) -> Path | None:
+    """A top-level file of the checkout (dagster.yaml, workspace.yaml) when there is one."""
+    root = project_root()
+    path = root / name if root else None
+    return path if path is not None and path.is_file() else None
+
+
+def ensure_dagster_home(settings: OrcaSettings) -> Path:
+    """Create DAGSTER_HOME and give it Orca's dagster.yaml unless it already has one (a user's edits win)."""
+    settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    target = settings.dagster_home / "dagster.yaml"
+    if not target.exists():
+        source = project_file("dagster.yaml")
+        text = source.read_text(encoding="utf-8") if source else FALLBACK_DAGSTER_YAML
+        tmp = target.with_name(f".dagster.yaml.{os.getpid()}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        # Two `orca` commands starting together must not leave a half-written file for the other.
+        os.replace(tmp, target)
+    return target
+
+
+def prepare_environment(settings: OrcaSettings) -> dict[str, str]:
+    """Make DAGSTER_HOME ready and export Orca's absolute paths into this process; return that environment."""
+    ensure_dagster_home(settings)
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+    environ = settings.child_environ()
+    os.environ.update(environ)
+    return environ
+
+
+def open_instance() -> dg.DagsterInstance:
+    """The persistent instance under DAGSTER_HOME (call `prepare_environment` first)."""
+    return dg.DagsterInstance.get()
+
+
+def register_collection(instance: dg.DagsterInstance, collection: str) -> bool:
+    """Add `collection` to the `collections` dynamic partitions; return True when it was new."""
+    if instance.has_dynamic_partition(COLLECTIONS_PARTITIONS, collection):
+        return False
+    instance.add_dynamic_partitions(COLLECTIONS_PARTITIONS, [collection])
+    return True
+
+
+def seed_samples(settings: OrcaSettings) -> Path | None:
+    """Copy the shipped sample documents to `inbox/samples/` unless that folder exists; return it if copied."""
+    target = settings.inbox / SAMPLE_COLLECTION
+    if target.exists():
+        return None
+    samples = resources.files("orca") / "samples"
+    staging = settings.inbox / f".{SAMPLE_COLLECTION}.{os.getpid()}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for entry in samples.iterdir():
+        if entry.is_file() and not entry.name.startswith((".", "_")):
+            (staging / entry.name).write_bytes(entry.read_bytes())
+    # Appears complete or not at all, so an inbox sensor never picks up half of the samples.
+    staging.rename(target)
+    return target

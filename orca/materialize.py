@@ -1,0 +1,153 @@
+"""`orca materialize`: run `embed_collection_job` for one collection on the persistent instance.
+
+The run executes in this process (so it needs no daemon) but is recorded under DAGSTER_HOME like any
+other, so it shows in the webserver. A watcher thread follows the run's event log to draw progress.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+
+import dagster as dg
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from orca.home import open_instance, prepare_environment, register_collection
+from orca.report import render_summary, summarize
+from orca_resources.settings import OrcaSettings
+
+JOB_NAME = "embed_collection_job"
+POLL_SECONDS = 0.3
+# Orca's own errors and dg.Failure carry messages written for users; their class path is noise.
+_USER_FACING_PREFIX = re.compile(r"^(?:orca\w*\.[\w.]*|dagster\._core\.definitions\.events\.Failure): ")
+
+
+class RunWatcher(threading.Thread):
+    """Follows a run's event log and turns step events and log lines into progress updates."""
+
+    def __init__(self, instance: dg.DagsterInstance, run_id: str, progress: Progress, task, console: Console):
+        super().__init__(name="orca-run-watcher", daemon=True)
+        self.instance, self.run_id, self.progress, self.task, self.console = instance, run_id, progress, task, console
+        self.cursor: str | None = None
+        self.stopping = threading.Event()
+        self.step_started: dict[str, float] = {}
+
+    def run(self) -> None:
+        while not self.stopping.wait(POLL_SECONDS):
+            self.poll()
+
+    def stop(self) -> None:
+        """Stop polling, then read what is left so no step line is lost."""
+        self.stopping.set()
+        self.join(timeout=5)
+        self.poll()
+
+    def poll(self) -> None:
+        try:
+            connection = self.instance.get_records_for_run(self.run_id, cursor=self.cursor)
+        except Exception:  # progress is cosmetic: a busy SQLite file must not break the run
+            return
+        for record in connection.records:
+            self.handle(record.event_log_entry)
+        self.cursor = connection.cursor
+
+    def handle(self, entry) -> None:
+        step = entry.step_key or ""
+        event = entry.dagster_event
+        if event is None:
+            if step and entry.user_message:
+                self.progress.update(self.task, description=f"{step}: {_one_line(entry.user_message)}")
+            return
+        kind = event.event_type
+        if kind == dg.DagsterEventType.STEP_START:
+            self.step_started[step] = entry.timestamp
+            self.progress.update(self.task, description=step)
+        elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED):
+            seconds = entry.timestamp - self.step_started.get(step, entry.timestamp)
+            mark = {
+                dg.DagsterEventType.STEP_SUCCESS: "[green]✓[/]",
+                dg.DagsterEventType.STEP_FAILURE: "[red]✗[/]",
+            }.get(kind, "[yellow]-[/] skipped")
+            self.console.print(f"  {mark} {step} [dim]{seconds:.1f}s[/]")
+            self.progress.advance(self.task)
+
+
+def _one_line(text: str, width: int = 70) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def failure_message(result: dg.ExecuteInProcessResult) -> str:
+    """The most useful sentence about why the run failed: the user-facing failure, else the root cause."""
+    messages = []
+    for event in result.get_step_failure_events():
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            messages.append(f"{event.step_key}: {data.user_failure_data.description}")
+            continue
+        error = data.error
+        while error is not None and error.cause is not None:
+            error = error.cause
+        text = error.message.strip() if error is not None else "failed"
+        messages.append(f"{event.step_key}: {_USER_FACING_PREFIX.sub('', text)}")
+    if not messages:
+        failure = result.get_run_failure_event()
+        data = failure.job_failure_data if failure is not None else None
+        error = data.error if data is not None else None
+        messages.append(error.message.strip() if error is not None else "the run failed")
+    return "\n".join(messages)
+
+
+def materialize(
+    settings: OrcaSettings, collection: str, *, force: bool, out: Console, err: Console, verbose: bool = False
+) -> int:
+    """Run the job for `collection`, print a summary, and return the process exit code."""
+    prepare_environment(settings)
+    inbox = settings.inbox / collection
+    if not inbox.is_dir():
+        err.print(
+            f"[red]error:[/] there is no folder {inbox}\n"
+            f"Create it and put documents in it (sub-folders are fine), then run `orca materialize {collection}` again."
+        )
+        return 1
+
+    # Imported late: the definitions read the environment that prepare_environment just set.
+    from orca.definitions import build_definitions
+
+    job = build_definitions().resolve_job_def(JOB_NAME)
+    instance = open_instance()
+    if register_collection(instance, collection):
+        out.print(f"New collection [bold]{collection}[/] registered.")
+    run_config: dict = {"ops": {"embeddings": {"config": {"force": True}}}} if force else {}
+    if not verbose and "console" in job.loggers:
+        # Dagster's console logger would scroll over the progress display; the events still reach the
+        # instance, and `--verbose` brings the log lines back.
+        run_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+
+    run_id = str(uuid.uuid4())
+    out.print(f"Materializing [bold]{collection}[/]{' (force: re-embedding everything)' if force else ''}, run {run_id}")
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("starting", total=len(job.graph.nodes))
+        watcher = RunWatcher(instance, run_id, progress, task, progress.console)
+        watcher.start()
+        try:
+            result = job.execute_in_process(
+                partition_key=collection, instance=instance, run_config=run_config, run_id=run_id, raise_on_error=False
+            )
+        finally:
+            watcher.stop()
+
+    summary = summarize(result, collection)
+    render_summary(summary, out)
+    if not result.success:
+        err.print(f"[red]error:[/] run {run_id} failed:")
+        err.print(failure_message(result), markup=False, highlight=False)
+        return 1
+    if summary.failed_error_checks:
+        err.print(f"[red]error:[/] the index failed its checks: {', '.join(summary.failed_error_checks)}")
+        return 1
+    out.print(f"[green]Done.[/] Search it with `orca search {collection} \"your question\"`.")
+    return 0

@@ -1,0 +1,128 @@
+"""A tiny process supervisor for `orca up`: start children, watch them, stop them all cleanly.
+
+Each child runs in its own process group, so a stop also reaches what it started itself (Dagster's
+code servers), and Ctrl-C in the terminal reaches only Orca, which then stops the children in order.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+STOP_TIMEOUT_SECONDS = 20.0
+
+
+@dataclass
+class ChildSpec:
+    """A process `orca up` runs: a name for messages, its command line, and the URL it serves (if any)."""
+
+    name: str
+    argv: list[str]
+    url: str | None = None
+    ready_path: str | None = None  # GET this under `url` to know the child serves
+
+
+@dataclass
+class Child:
+    """A started child process."""
+
+    spec: ChildSpec
+    process: subprocess.Popen = field(repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+def _die_with_parent() -> None:
+    """In the child before exec (Linux): get SIGTERM if `orca up` itself is killed, so nothing is orphaned."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    try:
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Supervisor:
+    """Runs a set of children until one of them dies or a stop is requested."""
+
+    def __init__(self, env: dict[str, str], log: Callable[[str], None]):
+        self.env = env
+        self.log = log
+        self.children: list[Child] = []
+        self.stop_requested = threading.Event()
+        self.stop_reason = ""
+
+    def start(self, spec: ChildSpec) -> Child:
+        process = subprocess.Popen(spec.argv, env=self.env, process_group=0, preexec_fn=_die_with_parent)
+        child = Child(spec, process)
+        self.children.append(child)
+        return child
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT and SIGTERM ask for a clean stop instead of killing Orca mid-way."""
+
+        def request_stop(signum, _frame):
+            self.stop_reason = signal.Signals(signum).name
+            self.stop_requested.set()
+
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+
+    def dead_child(self) -> Child | None:
+        """The first child that has exited, if any."""
+        return next((c for c in self.children if c.process.poll() is not None), None)
+
+    def wait(self, poll_seconds: float = 0.5) -> Child | None:
+        """Block until a stop is requested (return None) or a child dies (return it)."""
+        while not self.stop_requested.wait(poll_seconds):
+            dead = self.dead_child()
+            if dead is not None:
+                return dead
+        return None
+
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Terminate every child, wait up to `timeout`, then kill what is left, down to grandchildren."""
+        # Newest first: the daemon stops launching runs before the webserver goes away.
+        for child in reversed(self.children):
+            if child.process.poll() is None:
+                self.log(f"stopping {child.spec.name} (pid {child.pid})")
+                child.process.terminate()
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.log(f"{child.spec.name} did not stop within {timeout:.0f}s: killing it")
+                _signal_group(child.pid, signal.SIGKILL)
+                child.process.wait()
+        # A child that exited may leave its own children (code servers) behind in its group.
+        for child in self.children:
+            _signal_group(child.pid, signal.SIGTERM)
+        grace = time.monotonic() + 5
+        while any(_group_alive(c.pid) for c in self.children) and time.monotonic() < grace:
+            time.sleep(0.1)
+        for child in self.children:
+            _signal_group(child.pid, signal.SIGKILL)

@@ -1,0 +1,163 @@
+"""`orca up`: the embedded default deployment — webserver and daemon on one DAGSTER_HOME, sample data seeded.
+
+Production shape on one machine: `dagster-webserver` plus exactly one `dagster-daemon run`, sharing
+DAGSTER_HOME, dagster.yaml and the workspace. The REST intake joins them as a third child (see `child_specs`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from orca.home import SAMPLE_COLLECTION, open_instance, prepare_environment, project_file, register_collection, seed_samples
+from orca.supervisor import ChildSpec, Supervisor
+from orca_resources.settings import OrcaSettings, split_hosts
+
+OLLAMA_PROBE_TIMEOUT_SECONDS = 2.0
+READY_TIMEOUT_SECONDS = 180.0
+
+
+def _executable(name: str) -> str:
+    """A console script of this environment (next to the running Python), else from PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else (shutil.which(name) or name)
+
+
+def location_args() -> list[str]:
+    """How the children load the code: the project's workspace.yaml when there is one, else the module."""
+    workspace = project_file("workspace.yaml")
+    return ["-w", str(workspace)] if workspace else ["-m", "orca.definitions"]
+
+
+def child_specs(settings: OrcaSettings) -> list[ChildSpec]:
+    """The processes `orca up` supervises, in start order."""
+    location = location_args()
+    webserver_url = f"http://127.0.0.1:{settings.webserver_port}"
+    specs = [
+        ChildSpec(
+            "webserver",
+            [_executable("dagster-webserver"), "-h", "127.0.0.1", "-p", str(settings.webserver_port), *location],
+            url=webserver_url,
+            ready_path="/server_info",
+        ),
+        ChildSpec("daemon", [_executable("dagster-daemon"), "run", *location]),
+    ]
+    # Extension point: the REST intake (a later issue) is the third child, along the lines of
+    #   ChildSpec("intake", [sys.executable, "-m", "uvicorn", "orca_intake.app:app",
+    #             "--host", settings.intake_host, "--port", str(settings.intake_port)],
+    #             url=f"http://{settings.intake_host}:{settings.intake_port}", ready_path="/healthz")
+    return specs
+
+
+def probe_ollama(settings: OrcaSettings) -> tuple[list[str], list[str]]:
+    """Split OLLAMA_HOST's servers into those that answer GET /api/version and those that do not."""
+    answering, silent = [], []
+    for host in split_hosts(settings.ollama_host):
+        try:
+            response = httpx.get(f"{host}/api/version", timeout=OLLAMA_PROBE_TIMEOUT_SECONDS)
+            response.raise_for_status()
+            answering.append(host)
+        except (httpx.HTTPError, ValueError):
+            silent.append(host)
+    return answering, silent
+
+
+def model_is_pulled(host: str, model: str) -> bool | None:
+    """Whether `host` lists `model` in /api/tags (None when it cannot tell)."""
+    try:
+        names = {m.get("name", "") for m in httpx.get(f"{host}/api/tags", timeout=OLLAMA_PROBE_TIMEOUT_SECONDS).json()["models"]}
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return None
+    wanted = model if ":" in model else f"{model}:latest"
+    return model in names or wanted in names
+
+
+def choose_embedder(settings: OrcaSettings, console: Console) -> OrcaSettings:
+    """Keep Ollama when a server answers; otherwise say so plainly and fall back to the offline embedder."""
+    if settings.embedder == "hashing":
+        console.print("Embedder: offline hashing embedder (ORCA_EMBEDDER=hashing).")
+        return settings
+    answering, silent = probe_ollama(settings)
+    for host in silent:
+        console.print(f"No Ollama answered at {host} (GET /api/version).", markup=False)
+    if not answering:
+        console.print(
+            "Orca runs with the offline embedder for now (ORCA_EMBEDDER=hashing): fine to try things out, "
+            "but its vectors only count shared words.\n"
+            f"To switch to Ollama: start it (`ollama serve`), run `ollama pull {settings.embed_model}`, "
+            "then restart `orca up` (set OLLAMA_HOST if it is not on localhost:11434).",
+            markup=False,
+        )
+        return dataclasses.replace(settings, embedder="hashing")
+    for host in answering:
+        pulled = model_is_pulled(host, settings.embed_model)
+        note = "" if pulled is not False else f"; model missing: run `ollama pull {settings.embed_model}`"
+        console.print(f"Embedder: Ollama at {host}, model {settings.embed_model}{note}", markup=False)
+    return settings
+
+
+def wait_until_ready(supervisor: Supervisor, spec: ChildSpec, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
+    """Poll the child's ready URL; False when it died, a stop was requested, or time ran out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not supervisor.stop_requested.is_set():
+        if supervisor.dead_child() is not None:
+            return False
+        try:
+            if httpx.get(f"{spec.url}{spec.ready_path}", timeout=2.0).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        supervisor.stop_requested.wait(0.5)
+    return False
+
+
+def up(settings: OrcaSettings, console: Console) -> int:
+    """Run the deployment until Ctrl-C/SIGTERM (exit 0) or until a child dies (exit 1)."""
+    settings = choose_embedder(settings, console)
+    env = prepare_environment(settings)
+    seeded = seed_samples(settings)
+    # Creating the SQLite storage here, before two children race to create it, also registers the samples.
+    register_collection(open_instance(), SAMPLE_COLLECTION)
+    if seeded:
+        console.print(f"Seeded the sample collection into {seeded}", markup=False)
+
+    supervisor = Supervisor(env, log=lambda line: console.print(line, markup=False))
+    supervisor.install_signal_handlers()
+    console.print(f"ORCA_HOME {settings.home}\nDAGSTER_HOME {settings.dagster_home}", markup=False, highlight=False)
+    table = Table(title="Orca processes", title_justify="left")
+    for column in ("process", "pid", "url"):
+        table.add_column(column)
+    for spec in child_specs(settings):
+        child = supervisor.start(spec)
+        table.add_row(spec.name, str(child.pid), spec.url or "")
+    console.print(table)
+
+    for child in supervisor.children:
+        if child.spec.ready_path and wait_until_ready(supervisor, child.spec):
+            console.print(f"{child.spec.name} ready at {child.spec.url}", markup=False)
+    if not supervisor.stop_requested.is_set() and supervisor.dead_child() is None:
+        console.print(
+            f"Drop files into {settings.inbox}/<collection>/ and run `orca materialize <collection>`. "
+            "Press Ctrl-C to stop.",
+            markup=False,
+        )
+
+    dead = supervisor.wait()
+    if dead is not None:
+        console.print(
+            f"error: {dead.spec.name} (pid {dead.pid}) exited unexpectedly with code {dead.process.returncode}; "
+            "stopping the others",
+            markup=False,
+        )
+    else:
+        console.print(f"Received {supervisor.stop_reason or 'stop'}: shutting down.", markup=False)
+    supervisor.stop()
+    console.print("All Orca processes stopped.", markup=False)
+    return 1 if dead is not None else 0

@@ -1,0 +1,181 @@
+"""The `documents` asset: a collection's inbox read into text, with what changed since the last run."""
+
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+
+from orca_assets.loaders import DocumentError, is_ignored_name, read_document
+from orca_assets.partitions import collections_partitions
+from orca_resources.warehouse import WarehouseResource
+
+DOCUMENTS_FILE = "documents.parquet"
+
+DOCUMENTS_SCHEMA = pa.schema(
+    [
+        ("doc_id", pa.string()),
+        ("source", pa.string()),
+        ("size", pa.int64()),
+        ("mtime_ns", pa.int64()),
+        ("content_hash", pa.string()),
+        ("status", pa.string()),  # "ok" or "failed"
+        ("error", pa.string()),
+        ("text", pa.large_string()),
+    ]
+)
+
+
+class DocumentsConfig(dg.Config):
+    """Run configuration of the `documents` asset."""
+
+    max_document_bytes: int = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class InboxFile:
+    """One file found in the inbox (or a link that must not be followed)."""
+
+    doc_id: str
+    path: Path
+    size: int
+    mtime_ns: int
+    refused: str | None = None
+
+
+def scan_inbox(root: Path) -> Iterator[InboxFile]:
+    """Walk `root` recursively without following links out of it; skip hidden and temporary names."""
+    real_root = root.resolve()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue  # a folder removed during the walk holds nothing to index
+        for entry in entries:
+            if is_ignored_name(entry.name):
+                continue
+            path = Path(entry.path)
+            doc_id = path.relative_to(root).as_posix()
+            try:
+                if entry.is_symlink():
+                    target = path.resolve()
+                    if not target.is_relative_to(real_root):
+                        yield InboxFile(doc_id, path, 0, 0, "symbolic link pointing outside the inbox (not followed)")
+                        continue
+                    if target.is_dir():
+                        continue  # a linked folder inside the inbox is walked where it really is
+                    stat = target.stat()
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                    continue
+                elif entry.is_file(follow_symlinks=False):
+                    stat = entry.stat(follow_symlinks=False)
+                else:
+                    continue  # sockets, fifos and devices are not documents
+            except OSError as error:
+                yield InboxFile(doc_id, path, 0, 0, f"unreadable: {error}")
+                continue
+            yield InboxFile(doc_id, path, stat.st_size, stat.st_mtime_ns)
+
+
+def _previous_documents(warehouse: WarehouseResource, collection: str) -> dict[str, dict]:
+    table = warehouse.read(collection, DOCUMENTS_FILE)
+    if table is None:
+        return {}
+    return {row["doc_id"]: row for row in table.to_pylist()}
+
+
+@dg.asset(
+    partitions_def=collections_partitions,
+    group_name="embedding",
+    kinds={"python", "parquet"},
+    description="Every document of the collection's inbox as text, with its content hash and status.",
+)
+def documents(
+    context: dg.AssetExecutionContext, config: DocumentsConfig, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    collection = context.partition_key
+    started = time.perf_counter()
+    inbox = warehouse.inbox_dir(collection)
+    if not inbox.is_dir():
+        context.log.warning(f"inbox folder {inbox} does not exist: the collection has no documents")
+    previous = _previous_documents(warehouse, collection)
+    rows: list[dict] = []
+    counts = dict.fromkeys(("added", "updated", "unchanged", "failed"), 0)
+    failures: list[tuple[str, str]] = []
+    for found in scan_inbox(inbox) if inbox.is_dir() else ():
+        before = previous.get(found.doc_id)
+        row = {
+            "doc_id": found.doc_id,
+            "source": f"inbox/{collection}/{found.doc_id}",
+            "size": found.size,
+            "mtime_ns": found.mtime_ns,
+            "content_hash": None,
+            "status": "ok",
+            "error": None,
+            "text": None,
+        }
+        same_file = (
+            before is not None
+            and before["status"] == "ok"
+            and (before["size"], before["mtime_ns"]) == (found.size, found.mtime_ns)
+        )
+        if found.refused is None and same_file:
+            # Size and mtime unchanged: trust the stored text instead of reading the file again.
+            row.update(content_hash=before["content_hash"], text=before["text"])
+        else:
+            try:
+                if found.refused:
+                    raise DocumentError(found.refused)
+                text = read_document(found.path, max_bytes=config.max_document_bytes)
+            except DocumentError as error:
+                row.update(status="failed", error=error.reason)
+                counts["failed"] += 1
+                failures.append((found.doc_id, error.reason))
+                rows.append(row)
+                continue
+            row.update(content_hash=hashlib.sha256(text.encode()).hexdigest(), text=text)
+        if before is None or before["status"] != "ok":
+            counts["added"] += 1
+        elif before["content_hash"] != row["content_hash"]:
+            counts["updated"] += 1
+        else:
+            counts["unchanged"] += 1
+        rows.append(row)
+
+    current_ids = {row["doc_id"] for row in rows}
+    deleted = [doc_id for doc_id, row in previous.items() if doc_id not in current_ids and row["status"] == "ok"]
+    warehouse.write(collection, DOCUMENTS_FILE, pa.Table.from_pylist(rows, schema=DOCUMENTS_SCHEMA))
+    for doc_id, reason in failures[:50]:
+        context.log.warning(f"document {doc_id!r} failed: {reason}")
+    context.log.info(
+        f"{collection}: {len(rows)} documents ({counts['added']} added, {counts['updated']} updated, "
+        f"{counts['unchanged']} unchanged, {len(deleted)} deleted, {counts['failed']} failed)"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            **counts,
+            "deleted": len(deleted),
+            "documents": len(rows) - counts["failed"],
+            "seconds": round(time.perf_counter() - started, 3),
+            "failures": dg.MetadataValue.md(_failure_table(failures)),
+            "dagster/row_count": len(rows),
+        }
+    )
+
+
+def _failure_table(failures: list[tuple[str, str]], limit: int = 50) -> str:
+    if not failures:
+        return "No failed documents."
+    lines = ["| document | reason |", "| --- | --- |"]
+    lines += [f"| `{doc_id}` | {reason} |" for doc_id, reason in failures[:limit]]
+    if len(failures) > limit:
+        lines.append(f"| ... | {len(failures) - limit} more |")
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""The `embeddings` asset: vectors for every current chunk, computed only for what is new to the embedder."""
+
+
+import time
+from collections.abc import Iterator
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+
+from orca_assets.chunks import CHUNKS_FILE, chunks
+from orca_assets.embedding_store import EmbeddingStore, embedding_key
+from orca_assets.partitions import collections_partitions
+from orca_resources.embedder import Embedder
+from orca_resources.errors import EmbedderError
+from orca_resources.warehouse import WarehouseResource
+
+FAILED_CHUNKS_FILE = "failed_chunks.parquet"
+
+
+class EmbeddingsConfig(dg.Config):
+    """Run configuration of the `embeddings` asset."""
+
+    force: bool = False  # re-embed every chunk, ignoring stored vectors
+
+
+def _batches(texts: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(texts), size):
+        yield texts[start : start + size]
+
+
+@dg.asset(
+    partitions_def=collections_partitions,
+    deps=[chunks],
+    group_name="embedding",
+    kinds={"ollama", "parquet"},
+    description="One vector per distinct chunk text for the current embedder; only new or changed chunks are sent.",
+)
+def embeddings(
+    context: dg.AssetExecutionContext,
+    config: EmbeddingsConfig,
+    embedder: dg.ResourceParam[Embedder],
+    warehouse: WarehouseResource,
+) -> dg.MaterializeResult:
+    collection = context.partition_key
+    info = embedder.model_info()
+    store = EmbeddingStore(warehouse.collection_dir(collection), info)
+    if config.force:
+        context.log.info("force: forgetting every stored vector of this collection")
+        store.clear()
+    table = warehouse.read(collection, CHUNKS_FILE, columns=["text"])
+    if table is None:
+        raise dg.Failure(f"no chunks table for {collection!r}: materialize `chunks` first")
+    texts = table["text"].to_pylist()
+    keys = {embedding_key(info.identity, text): text for text in texts}
+    known = store.known_keys()
+    missing_keys = [key for key in keys if key not in known]
+    missing_texts = [keys[key] for key in missing_keys]
+    batch_count = -(-len(missing_texts) // embedder.batch_size)
+    context.log.info(
+        f"{collection}: {len(keys)} distinct chunks, {len(keys) - len(missing_keys)} already embedded with "
+        f"{info.name} ({info.digest[:19]}), {len(missing_keys)} to embed in {batch_count} batches"
+    )
+
+    failed: dict[str, str] = {}
+    truncated = 0
+    sent = 0
+    started = time.perf_counter()
+    try:
+        outcomes = embedder.embed_batches(_batches(missing_texts, embedder.batch_size), kind="document")
+        for number, outcome in enumerate(outcomes, start=1):
+            offset = (number - 1) * embedder.batch_size
+            batch_keys = missing_keys[offset : offset + len(outcome)]
+            ok = [i for i in range(len(batch_keys)) if i not in outcome.failed]
+            store.append_batch([batch_keys[i] for i in ok], outcome.vectors[ok] if ok else np.empty((0, 0)))
+            failed.update({batch_keys[i]: reason for i, reason in outcome.failed.items()})
+            truncated += len(outcome.truncated)
+            sent += len(batch_keys)
+            elapsed = time.perf_counter() - started
+            context.log.info(
+                f"batch {number}/{batch_count}: {len(ok)} embedded, {len(outcome.failed)} failed; "
+                f"{sent}/{len(missing_keys)} inputs, {sent / max(elapsed, 1e-9):.1f} inputs/s"
+            )
+    except EmbedderError as error:
+        raise dg.Failure(
+            description=f"embedding failed after {sent} of {len(missing_keys)} inputs: {error}",
+            metadata={"error": type(error).__name__, "inputs_sent": sent},
+        ) from error
+    seconds = time.perf_counter() - started
+
+    stored = store.compact(set(keys) - set(failed))
+    _write_failures(warehouse, collection, failed, keys)
+    for key, reason in list(failed.items())[:20]:
+        context.log.warning(f"chunk not embedded: {reason}: {keys[key][:80]!r}")
+    return dg.MaterializeResult(
+        metadata={
+            "inputs_sent": sent,
+            "reused": len(keys) - len(missing_keys),
+            "failed": len(failed),
+            "truncated": truncated,
+            "embed_seconds": round(seconds, 3),
+            "inputs_per_second": round(sent / seconds, 1) if sent and seconds > 0 else 0.0,
+            "model": info.name,
+            "digest": info.digest,
+            "dimensions": info.dimensions,
+            "dagster/row_count": stored.num_rows,
+        }
+    )
+
+
+def _write_failures(warehouse: WarehouseResource, collection: str, failed: dict[str, str], texts: dict[str, str]):
+    table = pa.table(
+        {
+            "key": pa.array(list(failed), pa.string()),
+            "reason": pa.array(list(failed.values()), pa.string()),
+            "text": pa.array([texts[key] for key in failed], pa.large_string()),
+        }
+    )
+    warehouse.write(collection, FAILED_CHUNKS_FILE, table)

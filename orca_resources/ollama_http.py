@@ -1,0 +1,281 @@
+"""The HTTP machinery behind `OllamaResource`: one request path with retries, per-host slots and breakers.
+
+Every call to an Ollama server goes through `OllamaHosts.request`, so retry, backoff, circuit breaking and
+error mapping behave the same for embedding, model lookup, preload and version checks.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import dagster as dg
+import httpx
+
+from orca_resources.errors import (
+    CircuitOpenError,
+    ContextLengthExceeded,
+    EmbedderBadRequest,
+    EmbedderUnavailable,
+    InvalidResponse,
+    ModelNotFound,
+)
+
+# Paths whose 404 means "model not pulled"; elsewhere a 404 means the URL is not an Ollama server.
+MODEL_PATHS = ("/api/embed", "/api/show")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try: attempts are 1 + max_retries; delays use full jitter up to backoff_max."""
+
+    max_retries: int = 4
+    backoff_initial: float = 0.5
+    backoff_max: float = 20.0
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
+
+
+class _Retryable(Exception):
+    """One attempt failed in a way another attempt may not (transport error, 5xx, busy, bad answer)."""
+
+    def __init__(self, cause: str, *, host_fault: bool, retry_after: float | None = None, invalid: bool = False):
+        super().__init__(cause)
+        self.cause = cause
+        self.invalid = invalid
+        self.host_fault = host_fault  # counts towards the breaker; a wrong answer from a live host does not
+        self.retry_after = retry_after
+
+
+@dataclass
+class _Breaker:
+    failures: int = 0
+    opened_at: float | None = None
+    probing: bool = False
+    last_cause: str = ""
+
+    def allows(self, now: float, cooldown: float) -> bool:
+        if self.opened_at is None:
+            return True
+        return now - self.opened_at >= cooldown and not self.probing
+
+
+def parse_retry_after(value: str | None, cap: float) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), capped so a server can't stall us."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    return min(max(seconds, 0.0), cap)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        if isinstance(body, dict) and "error" in body:
+            return str(body["error"])
+    except ValueError:
+        pass
+    return response.text[:300] or response.reason_phrase
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class OllamaHosts:
+    """HTTP clients, in-flight slots and circuit breakers for one or more Ollama servers."""
+
+    def __init__(
+        self,
+        hosts: list[str],
+        *,
+        model: str,
+        max_in_flight_per_host: int,
+        timeout: httpx.Timeout,
+        policy: RetryPolicy,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
+        transport: httpx.BaseTransport | None = None,
+    ):
+        if not hosts:
+            raise ValueError("no Ollama host configured: set `host` (or OLLAMA_HOST) to e.g. http://localhost:11434")
+        if max_in_flight_per_host < 1:
+            raise ValueError("max_in_flight_per_host must be at least 1")
+        self.hosts = list(hosts)
+        self.model = model
+        self.max_in_flight = max_in_flight_per_host
+        self.policy = policy
+        self._sleep = sleep
+        self._clock = clock
+        self._random = random.Random()
+        limits = httpx.Limits(max_connections=max_in_flight_per_host + 2, max_keepalive_connections=max_in_flight_per_host + 2)
+        self._clients = {
+            h: httpx.Client(base_url=h, timeout=timeout, limits=limits, transport=transport) for h in self.hosts
+        }
+        self._cond = threading.Condition()
+        self._in_flight = {h: 0 for h in self.hosts}
+        self._started = {h: 0 for h in self.hosts}
+        self._breakers = {h: _Breaker() for h in self.hosts}
+        self._log = dg.get_dagster_logger()
+
+    @property
+    def capacity(self) -> int:
+        return self.max_in_flight * len(self.hosts)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+    def healthy_hosts(self) -> list[str]:
+        with self._cond:
+            now = self._clock()
+            return [h for h in self.hosts if self._breakers[h].allows(now, self.policy.breaker_cooldown)]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        payload: dict | None = None,
+        *,
+        host: str | None = None,
+        parse: Callable[[Any], Any] | None = None,
+        retries: int | None = None,
+    ) -> tuple[str, Any]:
+        """Send one call, retrying transient failures (on another healthy host when there is one).
+
+        `parse` validates a 2xx JSON body and raises InvalidResponse for a wrong one, which is retried.
+        Returns (host that answered, parsed body).
+        """
+        retries = self.policy.max_retries if retries is None else retries
+        attempts, avoid, last = 0, None, None
+        while True:
+            chosen = self._acquire(host, avoid)
+            verdict: bool | None = None
+            try:
+                data = self._attempt(chosen, method, path, payload)
+                result = parse(data) if parse else data
+                verdict = True
+                return chosen, result
+            except InvalidResponse as exc:
+                last, verdict = _Retryable(f"{chosen}: {exc}", host_fault=False, invalid=True), True
+            except _Retryable as exc:
+                last, verdict = exc, (False if exc.host_fault else None)
+            except (ModelNotFound, EmbedderBadRequest):
+                verdict = True  # the server is up and answered; only the request is wrong
+                raise
+            finally:
+                self._release(chosen, verdict, last.cause if last else "")
+            attempts += 1
+            if attempts > retries:
+                if last.invalid:
+                    raise InvalidResponse(
+                        f"Ollama gave {attempts} invalid answer(s) to {method} {path}; last from {last.cause}"
+                    )
+                raise EmbedderUnavailable(
+                    f"Ollama unavailable: {method} {path} failed after {attempts} attempt(s); last error from "
+                    f"{last.cause}. Check that `ollama serve` runs there and that OLLAMA_HOST points to it."
+                )
+            delay = last.retry_after
+            if delay is None:
+                ceiling = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (attempts - 1))
+                delay = self._random.uniform(0, ceiling)
+            self._log.warning(
+                f"Ollama {method} {path}: {last.cause}; retrying in {delay:.2f}s (attempt {attempts + 1} of {retries + 1})"
+            )
+            self._sleep(delay)
+            avoid = chosen
+
+    def _attempt(self, host: str, method: str, path: str, payload: dict | None) -> Any:
+        try:
+            response = self._clients[host].request(method, path, json=payload)
+        except httpx.TransportError as exc:
+            raise _Retryable(f"{host}: {_describe(exc)}", host_fault=True) from exc
+        status = response.status_code
+        if status < 300:
+            try:
+                return response.json()
+            except ValueError as exc:
+                raise InvalidResponse(f"answered {path} with invalid JSON ({response.text[:80]!r}...)") from exc
+        message = _error_text(response)
+        if status == 404:
+            if path in MODEL_PATHS:
+                raise ModelNotFound(self.model, host)
+            raise EmbedderBadRequest(f"{host} has no {path} (404: {message}); is this URL an Ollama server?")
+        if status == 400:
+            kind = ContextLengthExceeded if "context length" in message.lower() else EmbedderBadRequest
+            raise kind(f"{host} refused {method} {path}: {message}")
+        if status in (408, 429) or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"), self.policy.backoff_max)
+            # A full queue means the server works and asks us to slow down; only other errors trip the breaker.
+            busy = status in (429, 503) and "busy" in message.lower()
+            raise _Retryable(f"{host}: HTTP {status}: {message}", host_fault=not busy, retry_after=retry_after)
+        raise EmbedderBadRequest(f"{host} answered {method} {path} with HTTP {status}: {message}")
+
+    def _acquire(self, host: str | None, avoid: str | None) -> str:
+        """Take an in-flight slot on a healthy host, waiting while all healthy hosts are full."""
+        candidates = [host] if host else self.hosts
+        with self._cond:
+            while True:
+                now = self._clock()
+                cooldown = self.policy.breaker_cooldown
+                allowed = [h for h in candidates if self._breakers[h].allows(now, cooldown)]
+                if not allowed:
+                    raise CircuitOpenError(self._open_message(candidates, now))
+                free = [h for h in allowed if self._in_flight[h] < self.max_in_flight]
+                if free:
+                    chosen = min(free, key=lambda h: (h == avoid, self._in_flight[h], self._started[h]))
+                    breaker = self._breakers[chosen]
+                    if breaker.opened_at is not None:
+                        breaker.probing = True  # half-open: this call alone tests the host
+                    self._in_flight[chosen] += 1
+                    self._started[chosen] += 1
+                    return chosen
+                self._cond.wait(0.25)
+
+    def _release(self, host: str, verdict: bool | None, cause: str) -> None:
+        with self._cond:
+            self._in_flight[host] -= 1
+            breaker = self._breakers[host]
+            if verdict is True:
+                if breaker.opened_at is not None:
+                    self._log.info(f"Ollama host {host} answers again; closing its circuit breaker")
+                breaker.failures, breaker.opened_at, breaker.probing = 0, None, False
+            elif verdict is False:
+                breaker.failures += 1
+                breaker.last_cause = cause
+                if breaker.probing or breaker.failures >= self.policy.breaker_failures:
+                    breaker.opened_at, breaker.probing = self._clock(), False
+                    self._log.warning(
+                        f"Ollama host {host} failed {breaker.failures} time(s) in a row ({cause}); calls to it "
+                        f"fail fast for {self.policy.breaker_cooldown:.0f}s. Check that `ollama serve` runs there."
+                    )
+            else:
+                breaker.probing = False
+            self._cond.notify_all()
+
+    def _open_message(self, hosts: list[str], now: float) -> str:
+        parts = []
+        for h in hosts:
+            b = self._breakers[h]
+            wait = max(0.0, self.policy.breaker_cooldown - (now - (b.opened_at or now)))
+            parts.append(f"{h} (retry in {wait:.0f}s; last error: {b.last_cause or 'unknown'})")
+        return (
+            "circuit open for every Ollama host after repeated failures: " + "; ".join(parts)
+            + ". Check that the server runs and is reachable, or add hosts to OLLAMA_HOST."
+        )
