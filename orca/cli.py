@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `orca` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    out, err = Console(), Console(stderr=True)
+    # soft_wrap: messages hold paths and commands to copy, which must not be broken across lines.
+    out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     collection = getattr(args, "collection", None)
     if collection is not None:
         try:
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = OrcaSettings.from_env()
     except ValueError as error:
         parser.exit(USAGE_ERROR, f"orca: error: {error}\n")
-    if not getattr(args, "verbose", False):
+    if args.command != "collections" and not getattr(args, "verbose", False):
         _quiet_dagster_warnings()
     try:
         return _run(args, settings, out, err)

@@ -35,6 +35,7 @@ class RunWatcher(threading.Thread):
         self.step_started: dict[str, float] = {}
 
     def run(self) -> None:
+        """Poll until `stop()`."""
         while not self.stopping.wait(POLL_SECONDS):
             self.poll()
 
@@ -45,6 +46,7 @@ class RunWatcher(threading.Thread):
         self.poll()
 
     def poll(self) -> None:
+        """Read the events written since the last poll."""
         try:
             connection = self.instance.get_records_for_run(self.run_id, cursor=self.cursor)
         except Exception:  # progress is cosmetic: a busy SQLite file must not break the run
@@ -54,6 +56,7 @@ class RunWatcher(threading.Thread):
         self.cursor = connection.cursor
 
     def handle(self, entry) -> None:
+        """Step events move the bar and print a line; log lines become its description."""
         step = entry.step_key or ""
         event = entry.dagster_event
         if event is None:

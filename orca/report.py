@@ -23,6 +23,7 @@ class RunSummary:
     failed_error_checks: list[str] = field(default_factory=list)
 
     def value(self, asset: str, key: str) -> Any:
+        """One metadata value of one asset, None when the asset or the key is missing."""
         return self.metadata.get(asset, {}).get(key)
 
 

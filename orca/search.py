@@ -111,6 +111,7 @@ def search(settings: OrcaSettings, collection: str, query: str, k: int) -> list[
 
 
 def snippet(text: str, width: int = SNIPPET_CHARS) -> str:
+    """`text` on one line, cut to `width` characters."""
     line = " ".join(text.split())
     return line if len(line) <= width else line[: width - 1] + "…"
 

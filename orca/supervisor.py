@@ -38,6 +38,7 @@ class Child:
 
     @property
     def pid(self) -> int:
+        """Also the id of the child's process group."""
         return self.process.pid
 
 
@@ -76,6 +77,7 @@ class Supervisor:
         self.stop_reason = ""
 
     def start(self, spec: ChildSpec) -> Child:
+        """Start `spec` in its own process group with the shared environment."""
         process = subprocess.Popen(spec.argv, env=self.env, process_group=0, preexec_fn=_die_with_parent)
         child = Child(spec, process)
         self.children.append(child)

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from orca_assets.chunks import CHUNKS_FILE
 from orca_assets.embeddings import FAILED_CHUNKS_FILE
 from orca_assets.index import embedding_index
+from orca_assets.partitions import collections_partitions
 from orca_assets.documents import DOCUMENTS_FILE
 from orca_resources.warehouse import INDEX_FILE, WarehouseResource
 
@@ -29,7 +30,11 @@ def _matrix(index: pa.Table) -> np.ndarray:
     return lists.values.to_numpy(zero_copy_only=False).reshape(index.num_rows, -1) if index.num_rows else np.empty((0, 0))
 
 
-@dg.asset_check(asset=embedding_index, description="Every vector has the dimension the model reports.")
+@dg.asset_check(
+    asset=embedding_index,
+    partitions_def=collections_partitions,
+    description="Every vector has the dimension the model reports.",
+)
 def embedding_dimension_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     index = _index(warehouse, context.partition_key)
     expected = int(index.schema.metadata[b"orca.dimensions"])
@@ -38,7 +43,11 @@ def embedding_dimension_check(context: dg.AssetCheckExecutionContext, warehouse:
     return dg.AssetCheckResult(passed=wrong == 0, metadata={"expected_dimension": expected, "wrong_rows": wrong})
 
 
-@dg.asset_check(asset=embedding_index, description="Every vector is finite and, for normalising embedders, of unit norm.")
+@dg.asset_check(
+    asset=embedding_index,
+    partitions_def=collections_partitions,
+    description="Every vector is finite and, for normalising embedders, of unit norm.",
+)
 def embedding_values_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     index = _index(warehouse, context.partition_key)
     normalized = index.schema.metadata.get(b"orca.normalized", b"true") == b"true"
@@ -64,7 +73,11 @@ def embedding_values_check(context: dg.AssetCheckExecutionContext, warehouse: Wa
     )
 
 
-@dg.asset_check(asset=embedding_index, description="Every current chunk has exactly one row (failed chunks excepted).")
+@dg.asset_check(
+    asset=embedding_index,
+    partitions_def=collections_partitions,
+    description="Every current chunk has exactly one row (failed chunks excepted).",
+)
 def chunk_coverage_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     collection = context.partition_key
     index_ids = Counter(_index(warehouse, collection)["chunk_id"].to_pylist())
@@ -89,7 +102,11 @@ def chunk_coverage_check(context: dg.AssetCheckExecutionContext, warehouse: Ware
     )
 
 
-@dg.asset_check(asset=embedding_index, description="No row belongs to a document that is gone from the inbox.")
+@dg.asset_check(
+    asset=embedding_index,
+    partitions_def=collections_partitions,
+    description="No row belongs to a document that is gone from the inbox.",
+)
 def deleted_documents_check(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     collection = context.partition_key
     docs = warehouse.read(collection, DOCUMENTS_FILE, columns=["doc_id", "status"])

@@ -21,6 +21,17 @@ DEFAULTS: dict[str, str] = {
     "ORCA_INTAKE_HOST": "127.0.0.1",
     "ORCA_INTAKE_PORT": "8000",
     "ORCA_WEBSERVER_PORT": "3000",
+    # The REST intake (orca_intake). An empty value means "derived" (queue URL, webserver URL) or "off" (auth).
+    "ORCA_INTAKE_DB_URL": "",
+    "ORCA_WEBSERVER_URL": "",
+    "ORCA_INTAKE_TOKENS": "",
+    "ORCA_INTAKE_JWT_SECRET": "",
+    "ORCA_INTAKE_JWKS_URL": "",
+    "ORCA_INTAKE_JWT_AUDIENCE": "",
+    "ORCA_INTAKE_JWT_ISSUER": "",
+    "ORCA_INTAKE_MAX_BODY_BYTES": str(32 * 1024 * 1024),
+    "ORCA_INTAKE_MAX_DOCUMENTS": "1000",
+    "ORCA_INTAKE_MAX_TEXT_BYTES": str(10 * 1024 * 1024),  # the documents asset's per-file limit
 }
 
 
@@ -63,9 +74,14 @@ class OrcaSettings:
     intake_host: str
     intake_port: int
     webserver_port: int
+    # Shared by the intake (writes) and the intake sensor (reads); "" until from_env() fills in the default.
+    intake_db_url: str = ""
+    webserver_url: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OrcaSettings:
+        from orca_resources.intake_queue import default_queue_url  # SQLAlchemy only when settings are built
+
         env = os.environ if environ is None else environ
 
         def get(name: str) -> str:
@@ -85,6 +101,10 @@ class OrcaSettings:
             intake_host=get("ORCA_INTAKE_HOST"),
             intake_port=int(get("ORCA_INTAKE_PORT")),
             webserver_port=int(get("ORCA_WEBSERVER_PORT")),
+            intake_db_url=env.get("ORCA_INTAKE_DB_URL") or default_queue_url(home),
+            webserver_url=(
+                env.get("ORCA_WEBSERVER_URL") or f"http://127.0.0.1:{int(get('ORCA_WEBSERVER_PORT'))}"
+            ).rstrip("/"),
         )
 
     @property

@@ -83,6 +83,7 @@ class ManagedProcess:
 
     @property
     def pid(self) -> int:
+        """Also the id of its session and process group."""
         return self.process.pid
 
     def output(self) -> str:
@@ -91,9 +92,11 @@ class ManagedProcess:
         return self.log_path.read_text(errors="replace")
 
     def alive(self) -> bool:
+        """True until the process has exited."""
         return self.process.poll() is None
 
     def signal(self, signum: int) -> None:
+        """Send `signum` to the process itself (not its group), as a user's `kill` would."""
         self.process.send_signal(signum)
 
     def wait(self, timeout: float) -> int:

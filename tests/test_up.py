@@ -36,11 +36,13 @@ DAEMON_HEALTH_QUERY = """
 
 
 def environ_of(pid: int) -> dict[str, str]:
+    """The environment a process was started with (Linux /proc)."""
     raw = Path(f"/proc/{pid}/environ").read_bytes()
     return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
 
 
 def required_daemons_healthy(url: str) -> bool:
+    """Whether the webserver reports every required daemon as healthy (fresh heartbeats)."""
     response = httpx.post(f"{url}/graphql", json={"query": DAEMON_HEALTH_QUERY}, timeout=30)
     statuses = response.json()["data"]["instance"]["daemonHealth"]["allDaemonStatuses"]
     required = [status for status in statuses if status["required"]]

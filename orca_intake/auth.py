@@ -1,0 +1,134 @@
+"""Who may call `/v1`: static bearer tokens, JWTs (HS256 secret or a JWKS URL), or anyone on loopback.
+
+With neither tokens nor a JWT setting there is nothing to check, which is only safe when nobody else can
+connect: `check_bind` refuses to serve such an intake on anything but a loopback address.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from dataclasses import dataclass
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from orca_intake.errors import ServiceUnavailable, Unauthorized
+from orca_intake.settings import IntakeSettings, get_settings
+
+JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+CLOCK_SKEW_SECONDS = 10
+
+# Only documents the scheme in OpenAPI ("Authorize" button); `authenticate` reads the header itself.
+bearer_scheme = HTTPBearer(auto_error=False, description="A token from ORCA_INTAKE_TOKENS, or a JWT.")
+
+
+class UnsafeBind(ValueError):
+    """Serving on a non-loopback address without any authentication configured."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who made the request: `method` is "none" (loopback, no auth), "token" or "jwt"."""
+
+    method: str
+    subject: str | None = None
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name could resolve anywhere: not provably loopback
+
+
+def check_bind(host: str, settings: IntakeSettings) -> None:
+    """Raise UnsafeBind unless `host` is loopback or the intake requires tokens."""
+    if settings.auth_enabled or is_loopback(host):
+        return
+    raise UnsafeBind(
+        f"refusing to serve the intake on {host}: no ORCA_INTAKE_TOKENS (nor ORCA_INTAKE_JWT_SECRET / "
+        "ORCA_INTAKE_JWKS_URL) is set, so anyone who can reach it could write documents. Set "
+        "ORCA_INTAKE_TOKENS=<a long random token> or listen on 127.0.0.1 (ORCA_INTAKE_HOST)."
+    )
+
+
+def _refuse(message: str, *, error: str | None = "invalid_token") -> Unauthorized:
+    challenge = 'Bearer realm="orca"'
+    if error:
+        challenge += f', error="{error}", error_description="{message}"'
+    return Unauthorized(message, headers={"WWW-Authenticate": challenge})
+
+
+def _matches_static(token: str, tokens: tuple[str, ...]) -> bool:
+    # Compare with every token, without stopping early, so timing reveals neither which nor whether one matched.
+    presented = token.encode("utf-8", "surrogateescape")
+    matched = False
+    for candidate in tokens:
+        matched |= hmac.compare_digest(presented, candidate.encode("utf-8", "surrogateescape"))
+    return matched
+
+
+def _verify_jwt(token: str, settings: IntakeSettings, jwks: jwt.PyJWKClient | None) -> dict:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.InvalidTokenError:
+        raise _refuse("the token is neither a configured token nor a well-formed JWT") from None
+    options = {"require": ["exp"], "verify_aud": settings.jwt_audience is not None}
+    if header.get("alg") == "HS256" and settings.jwt_secret:
+        key, algorithms = settings.jwt_secret, ["HS256"]
+    elif jwks is not None and header.get("alg") in JWKS_ALGORITHMS:
+        try:
+            signing_key = jwks.get_signing_key_from_jwt(token)
+        except jwt.PyJWKClientConnectionError as error:
+            raise ServiceUnavailable(f"cannot fetch the JWKS to verify the token: {error}", code="auth_unavailable") from None
+        except jwt.PyJWKClientError as error:
+            raise _refuse(f"no key of the JWKS verifies this token ({error})") from None
+        except jwt.InvalidTokenError:
+            raise _refuse("the token is not a well-formed JWT") from None
+        key, algorithms = signing_key.key, [header["alg"]]
+    else:
+        raise _refuse(f"tokens signed with {header.get('alg')!r} are not accepted")
+    try:
+        return jwt.decode(
+            token, key, algorithms=algorithms, audience=settings.jwt_audience, issuer=settings.jwt_issuer,
+            options=options, leeway=CLOCK_SKEW_SECONDS,
+        )  # fmt: skip
+    except jwt.ExpiredSignatureError:
+        raise _refuse("the token has expired") from None
+    except jwt.InvalidAudienceError:
+        raise _refuse("the token is not meant for this audience") from None
+    except jwt.InvalidIssuerError:
+        raise _refuse("the token comes from another issuer") from None
+    except jwt.MissingRequiredClaimError as error:
+        raise _refuse(f"the token lacks the required claim '{error.claim}'") from None
+    except jwt.InvalidTokenError:
+        raise _refuse("the token's signature or claims are invalid") from None
+
+
+def authenticate(
+    request: Request,
+    settings: Annotated[IntakeSettings, Depends(get_settings)],
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    """The caller, or 401 (with `WWW-Authenticate: Bearer`) for a missing, malformed, wrong or expired token."""
+    if not settings.auth_enabled:
+        return Principal("none")
+    header = request.headers.get("authorization")
+    if not header:
+        raise _refuse("a bearer token is required (Authorization: Bearer <token>)", error=None)
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise _refuse("malformed Authorization header: expected 'Bearer <token>'", error="invalid_request")
+    if settings.tokens and _matches_static(token, settings.tokens):
+        return Principal("token")
+    if settings.jwt_secret or settings.jwks_url:
+        claims = _verify_jwt(token, settings, getattr(request.app.state, "jwks_client", None))
+        subject = claims.get("sub")
+        return Principal("jwt", subject if isinstance(subject, str) else None)
+    raise _refuse("the token is not valid")

@@ -1,0 +1,174 @@
+"""Domain errors and the exception handlers that turn every failure into `{"error": {"code", "message"}}`.
+
+Input problems become 4xx answers here; the catch-all handler exists for real bugs only, logs them and
+counts them (`orca_intake_internal_errors_total`), and the tests check that no malformed input reaches it.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orca_resources.errors import ContextLengthExceeded, EmbedderError
+from orca_resources.inbox import InboxConflict
+from orca_resources.search import IndexNotFound, IndexUnreadable, ModelMismatch
+
+log = logging.getLogger("orca_intake")
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable machine-readable code and a message for people."""
+
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+
+
+class IntakeError(Exception):
+    """Base of the intake's domain errors; subclasses fix the HTTP status and the error code."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None, headers: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.code
+        self.details = details
+        self.headers = headers
+
+
+class InvalidInput(IntakeError):
+    status_code, code = 422, "invalid_input"
+
+
+class NotFound(IntakeError):
+    status_code, code = 404, "not_found"
+
+
+class Conflict(IntakeError):
+    status_code, code = 409, "conflict"
+
+
+class PayloadTooLarge(IntakeError):
+    status_code, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(IntakeError):
+    status_code, code = 415, "unsupported_media_type"
+
+
+class Unauthorized(IntakeError):
+    status_code, code = 401, "unauthorized"
+
+
+class ServiceUnavailable(IntakeError):
+    status_code, code = 503, "service_unavailable"
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised while a body streams in past the limit; an HTTPException so FastAPI's body parsing passes it on."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request body is larger than the limit of {limit} bytes")
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": HTTPStatus(status).phrase} for status in (401, 413, 422)
+}
+
+
+def error_response(status: int, code: str, message: str, details: Any = None, headers: dict | None = None) -> JSONResponse:
+    body = {"error": {"code": code, "message": message}}
+    if details is not None:
+        body["error"]["details"] = details
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _http_code(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return f"http_{status}"
+
+
+async def _intake_error(_: Request, exc: IntakeError) -> JSONResponse:
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
+
+
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 413:
+        return error_response(413, "payload_too_large", message, headers={"Connection": "close"})
+    return error_response(exc.status_code, _http_code(exc.status_code), message, headers=exc.headers)
+
+
+def _location(loc: tuple | list) -> str:
+    return ".".join(str(part) for part in loc if part != "body") or "body"
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    # Only location, message and type: echoing `input` could send megabytes of a rejected text back.
+    details = [
+        {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", "")), "type": error.get("type")}
+        for error in exc.errors()
+    ]
+    summary = "; ".join(f"{_location(d['loc'])}: {d['msg']}" for d in details[:5]) or "invalid request"
+    if len(details) > 5:
+        summary += f" (and {len(details) - 5} more)"
+    return error_response(422, "validation_error", summary, details)
+
+
+async def _index_not_found(_: Request, exc: IndexNotFound) -> JSONResponse:
+    return error_response(404, "index_not_found", str(exc))
+
+
+async def _index_unreadable(_: Request, exc: IndexUnreadable) -> JSONResponse:
+    log.error("unreadable index: %s", exc)
+    return error_response(503, "index_unreadable", str(exc))
+
+
+async def _model_mismatch(_: Request, exc: ModelMismatch) -> JSONResponse:
+    return error_response(409, "model_mismatch", str(exc))
+
+
+async def _inbox_conflict(_: Request, exc: InboxConflict) -> JSONResponse:
+    return error_response(409, "document_conflict", str(exc))
+
+
+async def _embedder_error(_: Request, exc: EmbedderError) -> JSONResponse:
+    if isinstance(exc, ContextLengthExceeded):
+        return error_response(422, "input_too_long", f"an input is longer than the model's context: {exc}")
+    return error_response(503, "embedder_unavailable", f"the embedder is unavailable: {exc}", headers={"Retry-After": "10"})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every handler on `app` (whose `state.metrics` counts the internal errors)."""
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        app.state.metrics.internal_errors.inc()
+        return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+    app.add_exception_handler(IntakeError, _intake_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(IndexNotFound, _index_not_found)
+    app.add_exception_handler(IndexUnreadable, _index_unreadable)
+    app.add_exception_handler(ModelMismatch, _model_mismatch)
+    app.add_exception_handler(InboxConflict, _inbox_conflict)
+    app.add_exception_handler(EmbedderError, _embedder_error)
+    app.add_exception_handler(Exception, unexpected)

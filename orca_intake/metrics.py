@@ -1,0 +1,100 @@
+"""Prometheus metrics of one intake app: requests, latency, queue depth, accepted documents.
+
+Each app owns a `CollectorRegistry`, so several apps (tests) never clash over metric names. Requests are
+labelled by route template (`/v1/jobs/{request_id}`), never by raw path, so the label set stays bounded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from orca_resources.intake_queue import IntakeQueue
+
+log = logging.getLogger("orca_intake")
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+class QueueDepthCollector(Collector):
+    """Reads the queue's depth by status when Prometheus scrapes, so the numbers are never stale."""
+
+    def __init__(self, queue: Callable[[], IntakeQueue | None]):
+        self._queue = queue
+
+    def collect(self):
+        depth = GaugeMetricFamily("orca_intake_queue_depth", "Intake requests by status.", labels=["status"])
+        up = GaugeMetricFamily("orca_intake_queue_up", "1 when the queue store answered this scrape.")
+        queue = self._queue()
+        try:
+            counts = queue.depth_by_status() if queue is not None else None
+        except Exception as error:  # a scrape must still answer when the store is down
+            log.warning("queue depth unavailable: %s", error)
+            counts = None
+        for status, count in (counts or {}).items():
+            depth.add_metric([status], count)
+        up.add_metric([], 1 if counts is not None else 0)
+        yield depth
+        yield up
+
+
+class IntakeMetrics:
+    """The metrics of one app and the registry they live in."""
+
+    def __init__(self, queue: Callable[[], IntakeQueue | None]):
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "orca_intake_requests", "HTTP requests answered.", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "orca_intake_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["method", "route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=self.registry,
+        )
+        self.documents_accepted = Counter(
+            "orca_intake_documents_accepted", "Documents written into an inbox.", registry=self.registry
+        )
+        self.documents_deleted = Counter(
+            "orca_intake_documents_deleted", "Documents removed from an inbox.", registry=self.registry
+        )
+        self.jobs_queued = Counter("orca_intake_jobs_queued", "Requests queued, by kind.", ["kind"], registry=self.registry)
+        self.internal_errors = Counter(
+            "orca_intake_internal_errors", "Requests that failed on a bug (answered 500).", registry=self.registry
+        )
+        self.registry.register(QueueDepthCollector(queue))
+
+
+class MetricsMiddleware:
+    """Counts every answer by method, route template and status, and observes its latency."""
+
+    def __init__(self, app: ASGIApp, metrics: IntakeMetrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app raises before answering
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            metrics = self.metrics
+            metrics.requests.labels(scope["method"], route, str(status)).inc()
+            metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
