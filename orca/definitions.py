@@ -9,9 +9,14 @@ import dagster as dg
 from orca_assets.checks import index_checks
 from orca_assets.jobs import embed_collection_job, embedding_assets
 from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.intake_queue_resource import IntakeQueueResource
 from orca_resources.ollama import OllamaResource
 from orca_resources.settings import DEFAULTS
 from orca_resources.warehouse import WarehouseResource
+from schedules.reindex import build_reindex_schedule
+from sensors.inbox import inbox_sensor
+from sensors.intake import intake_sensor
+from sensors.run_status import intake_run_status_sensor
 
 
 def env(name: str) -> str:
@@ -34,9 +39,14 @@ def build_definitions() -> dg.Definitions:
         assets=embedding_assets,
         asset_checks=index_checks,
         jobs=[embed_collection_job],
+        sensors=[inbox_sensor, intake_sensor, intake_run_status_sensor],
+        # Built here rather than imported, so ORCA_REINDEX_CRON/ORCA_TIMEZONE are read when definitions load.
+        schedules=[build_reindex_schedule()],
         resources={
             "embedder": embedder_resource(),
             "warehouse": WarehouseResource(home=env("ORCA_HOME")),
+            # Only a URL here: the sensors open the queue inside their evaluations, never at import.
+            "intake_queue": IntakeQueueResource(url=env("ORCA_INTAKE_DB_URL"), home=env("ORCA_HOME")),
         },
     )
 

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from orca_assets.loaders import DocumentError, is_ignored_name, read_document
 from orca_assets.partitions import collections_partitions
+from orca_resources.inbox import read_source
 from orca_resources.warehouse import WarehouseResource
 
 DOCUMENTS_FILE = "documents.parquet"
@@ -85,6 +86,14 @@ def scan_inbox(root: Path) -> Iterator[InboxFile]:
             yield InboxFile(doc_id, path, stat.st_size, stat.st_mtime_ns)
 
 
+def document_source(inbox: Path, collection: str, doc_id: str) -> str:
+    """`intake:<request id>` for a document posted to the REST intake, else its inbox path."""
+    record = read_source(inbox, doc_id)
+    if record and record.get("request_id"):
+        return f"intake:{record['request_id']}"
+    return f"inbox/{collection}/{doc_id}"
+
+
 def _previous_documents(warehouse: WarehouseResource, collection: str) -> dict[str, dict]:
     table = warehouse.read(collection, DOCUMENTS_FILE)
     if table is None:
@@ -129,8 +138,9 @@ def documents(
         )
         if found.refused is None and same_file:
             # Size and mtime unchanged: trust the stored text instead of reading the file again.
-            row.update(content_hash=before["content_hash"], text=before["text"])
+            row.update(content_hash=before["content_hash"], text=before["text"], source=before["source"])
         else:
+            row["source"] = document_source(inbox, collection, found.doc_id)
             try:
                 if found.refused:
                     raise DocumentError(found.refused)

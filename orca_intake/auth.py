@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -15,7 +16,7 @@ import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from orca_intake.errors import ServiceUnavailable, Unauthorized
+from orca_intake.errors import Forbidden, ServiceUnavailable, Unauthorized
 from orca_intake.settings import IntakeSettings, get_settings
 
 JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
@@ -60,7 +61,9 @@ def check_bind(host: str, settings: IntakeSettings) -> None:
 def _refuse(message: str, *, error: str | None = "invalid_token") -> Unauthorized:
     challenge = 'Bearer realm="orca"'
     if error:
-        challenge += f', error="{error}", error_description="{message}"'
+        # Messages may quote parts of the token: keep the header to printable ASCII without quotes.
+        description = re.sub(r'[^\x20-\x7e]|["\\]', "", message)
+        challenge += f', error="{error}", error_description="{description}"'
     return Unauthorized(message, headers={"WWW-Authenticate": challenge})
 
 
@@ -85,7 +88,8 @@ def _verify_jwt(token: str, settings: IntakeSettings, jwks: jwt.PyJWKClient | No
         try:
             signing_key = jwks.get_signing_key_from_jwt(token)
         except jwt.PyJWKClientConnectionError as error:
-            raise ServiceUnavailable(f"cannot fetch the JWKS to verify the token: {error}", code="auth_unavailable") from None
+            message = f"cannot fetch the JWKS to verify the token: {error}"
+            raise ServiceUnavailable(message, code="auth_unavailable") from None
         except jwt.PyJWKClientError as error:
             raise _refuse(f"no key of the JWKS verifies this token ({error})") from None
         except jwt.InvalidTokenError:
@@ -95,9 +99,14 @@ def _verify_jwt(token: str, settings: IntakeSettings, jwks: jwt.PyJWKClient | No
         raise _refuse(f"tokens signed with {header.get('alg')!r} are not accepted")
     try:
         return jwt.decode(
-            token, key, algorithms=algorithms, audience=settings.jwt_audience, issuer=settings.jwt_issuer,
-            options=options, leeway=CLOCK_SKEW_SECONDS,
-        )  # fmt: skip
+            token,
+            key,
+            algorithms=algorithms,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options=options,
+            leeway=CLOCK_SKEW_SECONDS,
+        )
     except jwt.ExpiredSignatureError:
         raise _refuse("the token has expired") from None
     except jwt.InvalidAudienceError:
@@ -117,6 +126,13 @@ def authenticate(
 ) -> Principal:
     """The caller, or 401 (with `WWW-Authenticate: Bearer`) for a missing, malformed, wrong or expired token."""
     if not settings.auth_enabled:
+        # `python -m orca_intake` only binds loopback without auth; this also covers a hand-run uvicorn.
+        client = request.client.host if request.client else ""
+        if not is_loopback(client):
+            raise Forbidden(
+                "this intake has no ORCA_INTAKE_TOKENS and accepts requests from this machine only",
+                code="loopback_only",
+            )
         return Principal("none")
     header = request.headers.get("authorization")
     if not header:

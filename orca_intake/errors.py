@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orca_resources.errors import ContextLengthExceeded, EmbedderError
@@ -52,30 +53,44 @@ class IntakeError(Exception):
 
 
 class InvalidInput(IntakeError):
+    """The request is well-formed but its content breaks a rule (422)."""
+
     status_code, code = 422, "invalid_input"
 
 
+class Forbidden(IntakeError):
+    """The caller may not use this intake at all (403), e.g. a remote client when no token is configured."""
+
+    status_code, code = 403, "forbidden"
+
+
 class NotFound(IntakeError):
+    """The collection, document, request or model does not exist (404)."""
+
     status_code, code = 404, "not_found"
 
 
-class Conflict(IntakeError):
-    status_code, code = 409, "conflict"
-
-
 class PayloadTooLarge(IntakeError):
+    """Too many documents, or a document or body over its limit (413)."""
+
     status_code, code = 413, "payload_too_large"
 
 
 class UnsupportedMediaType(IntakeError):
+    """A body that is neither JSON nor a multipart form (415)."""
+
     status_code, code = 415, "unsupported_media_type"
 
 
 class Unauthorized(IntakeError):
+    """A missing, malformed, wrong or expired token (401, with `WWW-Authenticate: Bearer`)."""
+
     status_code, code = 401, "unauthorized"
 
 
 class ServiceUnavailable(IntakeError):
+    """A dependency (store, inbox, JWKS) cannot serve the request right now (503)."""
+
     status_code, code = 503, "service_unavailable"
 
 
@@ -91,7 +106,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def error_response(status: int, code: str, message: str, details: Any = None, headers: dict | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict | None = None
+) -> JSONResponse:
     body = {"error": {"code": code, "message": message}}
     if details is not None:
         body["error"]["details"] = details
@@ -123,7 +140,11 @@ def _location(loc: tuple | list) -> str:
 async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
     # Only location, message and type: echoing `input` could send megabytes of a rejected text back.
     details = [
-        {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg", "")), "type": error.get("type")}
+        {
+            "loc": [str(part) for part in error.get("loc", ())],
+            "msg": str(error.get("msg", "")),
+            "type": error.get("type"),
+        }
         for error in exc.errors()
     ]
     summary = "; ".join(f"{_location(d['loc'])}: {d['msg']}" for d in details[:5]) or "invalid request"
@@ -152,7 +173,14 @@ async def _inbox_conflict(_: Request, exc: InboxConflict) -> JSONResponse:
 async def _embedder_error(_: Request, exc: EmbedderError) -> JSONResponse:
     if isinstance(exc, ContextLengthExceeded):
         return error_response(422, "input_too_long", f"an input is longer than the model's context: {exc}")
-    return error_response(503, "embedder_unavailable", f"the embedder is unavailable: {exc}", headers={"Retry-After": "10"})
+    return error_response(
+        503, "embedder_unavailable", f"the embedder is unavailable: {exc}", headers={"Retry-After": "10"}
+    )
+
+
+async def _queue_error(_: Request, exc: SQLAlchemyError) -> JSONResponse:
+    log.error("intake queue store failed: %s", exc)
+    return error_response(503, "queue_unavailable", "the intake queue store is unavailable; try again shortly")
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -171,4 +199,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ModelMismatch, _model_mismatch)
     app.add_exception_handler(InboxConflict, _inbox_conflict)
     app.add_exception_handler(EmbedderError, _embedder_error)
+    app.add_exception_handler(SQLAlchemyError, _queue_error)
     app.add_exception_handler(Exception, unexpected)

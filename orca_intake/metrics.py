@@ -19,6 +19,8 @@ from orca_resources.intake_queue import IntakeQueue
 
 log = logging.getLogger("orca_intake")
 UNMATCHED_ROUTE = "<unmatched>"
+# Any token is a valid HTTP method: label the unusual ones "other" so clients cannot grow the label set.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class QueueDepthCollector(Collector):
@@ -64,7 +66,9 @@ class IntakeMetrics:
         self.documents_deleted = Counter(
             "orca_intake_documents_deleted", "Documents removed from an inbox.", registry=self.registry
         )
-        self.jobs_queued = Counter("orca_intake_jobs_queued", "Requests queued, by kind.", ["kind"], registry=self.registry)
+        self.jobs_queued = Counter(
+            "orca_intake_jobs_queued", "Requests queued, by kind.", ["kind"], registry=self.registry
+        )
         self.internal_errors = Counter(
             "orca_intake_internal_errors", "Requests that failed on a bug (answered 500).", registry=self.registry
         )
@@ -95,6 +99,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_record)
         finally:
             route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
-            metrics = self.metrics
-            metrics.requests.labels(scope["method"], route, str(status)).inc()
-            metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)

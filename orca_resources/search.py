@@ -11,7 +11,7 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypedDict
 
@@ -142,7 +142,7 @@ def _read(path: Path) -> tuple[tuple[int, int, int], LoadedIndex]:
         chunk_indexes=table["chunk_index"].to_pylist(),
         texts=table["text"].to_pylist(),
         sources=table["source"].to_pylist() if "source" in table.column_names else [None] * rows,
-        updated_at=datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc),
+        updated_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
     )
     return signature, loaded
 

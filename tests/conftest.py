@@ -36,3 +36,169 @@ def ollama_standin_factory() -> Iterator[Callable[..., OllamaStandIn]]:
 
 
 # ---- end of Ollama stand-in fixtures ------------------------------------------------------------
+
+
+# ---- REST intake fixtures (owner: orca_intake) --------------------------------------------------
+# The intake's tests talk to `create_app` through FastAPI's TestClient; imports stay inside the fixtures
+# so the rest of the suite does not pay for FastAPI.
+LOOPBACK_CLIENT = ("127.0.0.1", 50000)
+
+
+@pytest.fixture
+def intake_settings(tmp_path):
+    """Build IntakeSettings for a private ORCA_HOME (offline embedder); keyword arguments set env variables."""
+    from orca_intake.settings import IntakeSettings
+
+    def make(**env: str):
+        values = {"ORCA_HOME": str(tmp_path / "home"), "ORCA_EMBEDDER": "hashing", **env}
+        return IntakeSettings.from_env(values)
+
+    return make
+
+
+@pytest.fixture
+def intake_app_factory(intake_settings):
+    """Start intake apps (lifespan included) as TestClients; overrides are cleared and clients closed after."""
+    from fastapi.testclient import TestClient
+
+    from orca_intake.app import create_app
+
+    opened = []
+
+    def make(settings=None, *, client=LOOPBACK_CLIENT, raise_server_exceptions=True, **env: str):
+        app = create_app(settings or intake_settings(**env))
+        test_client = TestClient(app, client=client, raise_server_exceptions=raise_server_exceptions)
+        test_client.__enter__()
+        opened.append(test_client)
+        return test_client
+
+    yield make
+    for test_client in opened:
+        test_client.app.dependency_overrides.clear()
+        test_client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def intake_client(intake_app_factory):
+    """A TestClient on an intake with default settings, the hashing embedder and no auth."""
+    return intake_app_factory()
+
+
+@pytest.fixture
+def write_index():
+    """Write a served index (the contract's columns) for `texts` of one document, embedded by `embedder`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def write(path, texts, embedder, *, doc_id="doc.txt", model=None, source="inbox/test/doc.txt"):
+        vectors = next(iter(embedder.embed_batches([list(texts)]))).vectors if texts else []
+        name = model or embedder.model_info().name
+        table = pa.table(
+            {
+                "chunk_id": [f"{doc_id}#{i}" for i in range(len(texts))],
+                "doc_id": [doc_id] * len(texts),
+                "chunk_index": pa.array(range(len(texts)), pa.int32()),
+                "text": list(texts),
+                "embedding": pa.array([list(map(float, v)) for v in vectors], pa.list_(pa.float32())),
+                "model": [name] * len(texts),
+                "source": [source] * len(texts),
+            }
+        ).replace_schema_metadata({"orca.model": name})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        pq.write_table(table, tmp)
+        tmp.replace(path)  # a rename, as the embedding_index asset publishes it
+        return path
+
+    return write
+
+
+# ---- end of REST intake fixtures ----------------------------------------------------------------
+
+
+# ---- Sensor and schedule fixtures (owner: sensors/, schedules/) ---------------------------------
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import dagster as dg  # noqa: E402
+
+from orca_assets.checks import index_checks  # noqa: E402
+from orca_assets.jobs import embed_collection_job, embedding_assets  # noqa: E402
+from orca_resources.hashing import HashingEmbedderResource  # noqa: E402
+from orca_resources.intake_queue_resource import IntakeQueueResource, SensorQueue  # noqa: E402
+from orca_resources.warehouse import WarehouseResource  # noqa: E402
+
+
+@dataclass
+class SensorHarness:
+    """A temporary ORCA_HOME and Dagster instance; ticks sensors the way the daemon does and runs their requests."""
+
+    home: Path
+    instance: dg.DagsterInstance
+    embedder: object = field(default_factory=HashingEmbedderResource)
+    _queue: SensorQueue | None = None
+
+    def inbox(self, collection: str) -> Path:
+        path = self.home / "inbox" / collection
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def queue(self) -> SensorQueue:
+        """The intake queue, as the REST intake would write it."""
+        if self._queue is None:
+            self._queue = SensorQueue(self.queue_resource().resolved_url)
+        return self._queue
+
+    def queue_resource(self) -> IntakeQueueResource:
+        return IntakeQueueResource(home=str(self.home))
+
+    def resources(self) -> dict:
+        return {
+            "warehouse": WarehouseResource(home=str(self.home)),
+            "intake_queue": self.queue_resource(),
+            "embedder": self.embedder,
+        }
+
+    def tick(self, sensor: dg.SensorDefinition, cursor: str | None = None) -> dg.SensorResult:
+        """Evaluate `sensor`, then add the partitions it asked for (the daemon does that before launching runs)."""
+        with dg.build_sensor_context(instance=self.instance, cursor=cursor, resources=self.resources()) as context:
+            result = sensor(context)
+        for request in result.dynamic_partitions_requests or []:
+            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        return result
+
+    def job(self, embedder: object | None = None) -> dg.JobDefinition:
+        return dg.Definitions(
+            assets=embedding_assets,
+            asset_checks=index_checks,
+            jobs=[embed_collection_job],
+            resources={"embedder": embedder or self.embedder, "warehouse": WarehouseResource(home=str(self.home))},
+        ).resolve_job_def(embed_collection_job.name)
+
+    def execute(self, request: dg.RunRequest, embedder: object | None = None) -> dg.ExecuteInProcessResult:
+        """Run `request` in process on the instance, with its partition, run config and tags."""
+        return self.job(embedder).execute_in_process(
+            partition_key=request.partition_key,
+            run_config=request.run_config,
+            tags=request.tags,
+            instance=self.instance,
+            raise_on_error=False,
+        )
+
+    def close(self) -> None:
+        if self._queue is not None:
+            self._queue.close()
+
+
+@pytest.fixture
+def sensor_harness(tmp_path) -> Iterator[SensorHarness]:
+    """A `SensorHarness` on a temporary ORCA_HOME and a temporary persistent (SQLite) Dagster instance."""
+    with dg.instance_for_test() as instance:
+        harness = SensorHarness(home=tmp_path / "orca", instance=instance)
+        (harness.home / "inbox").mkdir(parents=True)
+        yield harness
+        harness.close()
+
+
+# ---- end of sensor and schedule fixtures --------------------------------------------------------

@@ -1,0 +1,52 @@
+"""`python -m orca_intake [--host HOST] [--port PORT]`: serve the intake with uvicorn.
+
+Host and port default to ORCA_INTAKE_HOST and ORCA_INTAKE_PORT. Without tokens (ORCA_INTAKE_TOKENS or a
+JWT setting) it refuses any host but loopback and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from orca_intake.auth import UnsafeBind, check_bind
+from orca_intake.settings import get_settings
+
+USAGE_ERROR = 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orca_intake", description="Serve Orca's REST intake.")
+    parser.add_argument("--host", help="address to listen on (default: ORCA_INTAKE_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default: ORCA_INTAKE_PORT, 8000)")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    args = parser.parse_args(argv)
+    try:
+        settings = get_settings()
+    except ValueError as error:
+        parser.exit(USAGE_ERROR, f"orca-intake: error: {error}\n")
+    host = args.host or settings.orca.intake_host
+    port = settings.orca.intake_port if args.port is None else args.port
+    try:
+        check_bind(host, settings)
+    except UnsafeBind as error:
+        parser.exit(USAGE_ERROR, f"orca-intake: error: {error}\n")
+    auth = "bearer tokens required" if settings.auth_enabled else "no token needed, loopback only"
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address needs brackets in a URL
+    print(f"Orca intake on http://{shown}:{port} ({auth}); API docs at /docs", flush=True)
+    uvicorn.run(
+        "orca_intake.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=10,
+        server_header=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

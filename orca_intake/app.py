@@ -1,0 +1,111 @@
+"""The intake's FastAPI application: `create_app(settings)`, served by `python -m orca_intake`.
+
+Also servable as `uvicorn orca_intake.app:create_app --factory`; then nothing stops a non-loopback bind,
+but without tokens `/v1` still answers 403 to clients that are not on this machine.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+import jwt
+from fastapi import Depends, FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from orca_intake.auth import authenticate
+from orca_intake.errors import install_error_handlers
+from orca_intake.limits import BodySizeLimit
+from orca_intake.metrics import IntakeMetrics, MetricsMiddleware
+from orca_intake.routers import collections, documents, embeddings, health, jobs, search
+from orca_intake.settings import IntakeSettings, get_settings
+from orca_resources.embedder import Embedder
+from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.intake_queue import IntakeQueue
+from orca_resources.ollama import OllamaResource
+from orca_resources.settings import OrcaSettings
+
+DESCRIPTION = """\
+Send documents to Orca and follow what becomes of them.
+
+Documents posted here are written into `$ORCA_HOME/inbox/<collection>/` and a request is queued; Dagster
+sensors turn requests into runs that update the collection's embedding index. Every error is JSON:
+`{"error": {"code": "...", "message": "..."}}`. When `ORCA_INTAKE_TOKENS` (or a JWT setting) is set, every
+`/v1` endpoint needs `Authorization: Bearer <token>`; `/health/*` and `/metrics` are always open.
+"""
+
+
+def build_embedder(settings: OrcaSettings) -> Embedder:
+    """The embedder ORCA_EMBEDDER names, configured like the Dagster definitions configure it."""
+    if settings.embedder == "hashing":
+        return HashingEmbedderResource()
+    return OllamaResource(host=settings.ollama_host, model=settings.embed_model)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the queue store, the embedder and the JWKS client for the app's life, and close them after."""
+    settings: IntakeSettings = app.state.settings
+    app.state.queue = await run_in_threadpool(IntakeQueue, settings.queue_url)
+    app.state.embedder = build_embedder(settings.orca)
+    # PyJWKClient caches the key set and refetches it when a token names an unknown key id.
+    app.state.jwks_client = (
+        jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300, timeout=5) if settings.jwks_url else None
+    )
+    try:
+        yield
+    finally:
+        close = getattr(app.state.embedder, "close", None)
+        if callable(close):
+            close()
+        app.state.queue.close()
+        if app.state.dagster_instance is not None:
+            app.state.dagster_instance.dispose()
+
+
+def _version() -> str:
+    try:
+        return version("orca")
+    except PackageNotFoundError:
+        return "0"
+
+
+def _document_upload_schemas(app: FastAPI) -> None:
+    """Add `DocumentBatch` to the OpenAPI components: its endpoint parses the body itself (JSON or multipart)."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = generate()
+            extra = documents.DocumentBatch.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(extra.pop("$defs", {}))
+            components["DocumentBatch"] = extra
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+
+def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+    """Build the intake; `settings` defaults to the environment's (`get_settings()`)."""
+    settings = settings or get_settings()
+    app = FastAPI(title="Orca intake", version=_version(), description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.dagster_instance = None
+    app.state.dagster_lock = threading.Lock()
+    app.state.metrics = IntakeMetrics(lambda: getattr(app.state, "queue", None))
+    # Endpoints read settings through the get_settings dependency; make it answer this app's settings.
+    app.dependency_overrides[get_settings] = lambda: settings
+    install_error_handlers(app)
+    # add_middleware wraps what is already there: metrics outermost, so they also count 413 answers.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    # The /v1 routers carry their prefix themselves, so route templates in metrics include it.
+    protected = [Depends(authenticate)]
+    for router in (documents.router, jobs.router, collections.router, search.router, embeddings.router):
+        app.include_router(router, dependencies=protected)
+    app.include_router(health.router)
+    _document_upload_schemas(app)
+    return app

@@ -1,0 +1,65 @@
+"""FastAPI dependencies and their `Annotated` aliases, so endpoints declare what they need in one word.
+
+The queue and the embedder are opened once by the app's lifespan and handed out from `app.state`;
+tests replace any of them with `app.dependency_overrides`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi import Path as PathParam
+
+from orca_intake.auth import Principal, authenticate
+from orca_intake.errors import InvalidInput, NotFound
+from orca_intake.metrics import IntakeMetrics
+from orca_intake.settings import IntakeSettings, get_settings
+from orca_resources.embedder import Embedder
+from orca_resources.intake_queue import IntakeQueue
+from orca_resources.settings import check_collection
+
+
+def get_queue(request: Request) -> IntakeQueue:
+    return request.app.state.queue
+
+
+def get_embedder(request: Request) -> Embedder:
+    return request.app.state.embedder
+
+
+def get_metrics(request: Request) -> IntakeMetrics:
+    return request.app.state.metrics
+
+
+def valid_collection(
+    collection: Annotated[str, PathParam(description="Collection name: `[a-z0-9][a-z0-9_-]{0,62}`.")],
+) -> str:
+    """The path's collection name, or 422 saying what a name may contain."""
+    try:
+        return check_collection(collection)
+    except ValueError as error:
+        raise InvalidInput(str(error), code="invalid_collection") from None
+
+
+SettingsDep = Annotated[IntakeSettings, Depends(get_settings)]
+QueueDep = Annotated[IntakeQueue, Depends(get_queue)]
+EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
+MetricsDep = Annotated[IntakeMetrics, Depends(get_metrics)]
+AuthDep = Annotated[Principal, Depends(authenticate)]
+CollectionDep = Annotated[str, Depends(valid_collection)]
+
+
+def existing_inbox(collection: CollectionDep, settings: SettingsDep) -> Path:
+    """The inbox folder of a collection that exists, or 404."""
+    inbox = settings.inbox_dir(collection)
+    if not inbox.is_dir():
+        raise NotFound(
+            f"collection '{collection}' does not exist: post documents to it to create it",
+            code="collection_not_found",
+        )
+    return inbox
+
+
+ExistingInboxDep = Annotated[Path, Depends(existing_inbox)]

@@ -1,0 +1,1 @@
+"""The intake's routers, one module per resource."""

@@ -1,0 +1,180 @@
+"""Health probes and Prometheus metrics; both stay open when `/v1` needs a token.
+
+`/health/ready` checks what a request needs: the queue store accepts writes, the inbox is writable, the
+embedder answers with its model present, and the Dagster instance's storage answers. Each check runs in a
+worker thread under a timeout, so a hung dependency makes the probe fail instead of hang.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from typing import Literal
+
+import anyio
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from orca_intake.dependencies import EmbedderDep, MetricsDep, QueueDep, SettingsDep
+from orca_intake.errors import ErrorBody, error_response
+from orca_intake.settings import IntakeSettings
+from orca_resources.embedder import Embedder
+from orca_resources.intake_queue import IntakeQueue
+from orca_resources.ollama import OllamaResource
+
+router = APIRouter(tags=["operations"])
+
+CHECK_TIMEOUT_SECONDS = 5.0
+DAGSTER_TIMEOUT_SECONDS = 10.0  # the first open of an instance may migrate its SQLite storage
+
+
+class CheckResult(BaseModel):
+    """One dependency: `ok` or `failing`, how long the check took, and what was found."""
+
+    status: Literal["ok", "failing"]
+    latency_ms: float
+    detail: str
+
+
+class HealthReport(BaseModel):
+    """Every dependency's check; `status` is `ok` only when all pass."""
+
+    status: Literal["ok", "degraded"]
+    checks: dict[str, CheckResult]
+
+
+class Liveness(BaseModel):
+    """The process answers."""
+
+    status: Literal["ok"] = "ok"
+
+
+def check_queue(queue: IntakeQueue) -> str:
+    queue.ping()
+    return "writable"
+
+
+def check_inbox(settings: IntakeSettings) -> str:
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+    probe = settings.inbox / f".ready-{uuid.uuid4().hex}.tmp"  # hidden and temporary: no scanner reads it
+    try:
+        probe.write_bytes(b"ok")
+    finally:
+        probe.unlink(missing_ok=True)
+    return f"writable ({settings.inbox})"
+
+
+def check_embedder(embedder: Embedder) -> str:
+    if isinstance(embedder, OllamaResource):
+        # The app's resource caches model_info() forever; a fresh client without retries sees the server now.
+        embedder = OllamaResource(
+            host=embedder.host,
+            model=embedder.model,
+            dimensions=embedder.dimensions,
+            max_retries=0,
+            connect_timeout=2.0,
+            read_timeout=CHECK_TIMEOUT_SECONDS,
+        )
+        try:
+            info = embedder.model_info()
+        finally:
+            embedder.close()
+    else:
+        info = embedder.model_info()
+    return f"{info.name} ({info.dimensions} dimensions, digest {info.digest[:19]})"
+
+
+def check_dagster(request: Request, settings: IntakeSettings) -> str:
+    home = settings.orca.dagster_home
+    if not home.is_dir():
+        raise RuntimeError(f"DAGSTER_HOME {home} does not exist yet (start `orca up` or the daemon once)")
+    state = request.app.state
+    # A probe abandoned on timeout may still hold the lock: give up rather than queue behind it.
+    if not state.dagster_lock.acquire(timeout=DAGSTER_TIMEOUT_SECONDS):
+        raise RuntimeError("the Dagster instance is still being opened by an earlier probe")
+    try:
+        if state.dagster_instance is None:
+            import dagster as dg
+
+            # What DagsterInstance.get() does with DAGSTER_HOME, for the home these settings name.
+            state.dagster_instance = dg.DagsterInstance.from_config(str(home))
+        instance = state.dagster_instance
+    finally:
+        state.dagster_lock.release()
+    instance.get_run_records(limit=1)
+    return f"storage answers ({home})"
+
+
+async def _timed(check: Callable[[], str], timeout: float) -> CheckResult:
+    started = time.perf_counter()
+    try:
+        with anyio.fail_after(timeout):
+            detail = await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
+        status = "ok"
+    except TimeoutError:
+        status, detail = "failing", f"no answer within {timeout:g}s"
+    except Exception as error:  # a probe reports any failure of its dependency, whatever its type
+        status, detail = "failing", f"{type(error).__name__}: {error}"
+    return CheckResult(status=status, latency_ms=round((time.perf_counter() - started) * 1000, 2), detail=detail)
+
+
+async def run_checks(
+    request: Request, settings: IntakeSettings, queue: IntakeQueue, embedder: Embedder
+) -> HealthReport:
+    checks: dict[str, tuple[Callable[[], str], float]] = {
+        "queue": (lambda: check_queue(queue), CHECK_TIMEOUT_SECONDS),
+        "inbox": (lambda: check_inbox(settings), CHECK_TIMEOUT_SECONDS),
+        "embedder": (lambda: check_embedder(embedder), CHECK_TIMEOUT_SECONDS * 2),
+        "dagster": (lambda: check_dagster(request, settings), DAGSTER_TIMEOUT_SECONDS),
+    }
+    results: dict[str, CheckResult] = {}
+
+    async def run(name: str, check: Callable[[], str], timeout: float) -> None:
+        results[name] = await _timed(check, timeout)
+
+    async with anyio.create_task_group() as group:
+        for name, (check, timeout) in checks.items():
+            group.start_soon(run, name, check, timeout)
+    ordered = {name: results[name] for name in checks}
+    healthy = all(result.status == "ok" for result in ordered.values())
+    return HealthReport(status="ok" if healthy else "degraded", checks=ordered)
+
+
+@router.get("/health/live", summary="Liveness")
+async def live() -> Liveness:
+    """200 whenever the process serves requests."""
+    return Liveness()
+
+
+@router.get(
+    "/health/ready",
+    summary="Readiness",
+    responses={503: {"model": ErrorBody, "description": "A dependency is failing; `details` has every check."}},
+)
+async def ready(request: Request, settings: SettingsDep, queue: QueueDep, embedder: EmbedderDep) -> HealthReport:
+    """200 when queue, inbox, embedder and Dagster storage all answer; 503 naming the failing ones otherwise."""
+    report = await run_checks(request, settings, queue, embedder)
+    failing = {name: check.detail for name, check in report.checks.items() if check.status != "ok"}
+    if failing:
+        message = "not ready: " + "; ".join(f"{name}: {detail}" for name, detail in failing.items())
+        return error_response(503, "not_ready", message, report.model_dump(mode="json"))
+    return report
+
+
+@router.get("/health/detailed", summary="Every dependency's status and latency")
+async def detailed(request: Request, settings: SettingsDep, queue: QueueDep, embedder: EmbedderDep) -> HealthReport:
+    """Always 200: each dependency with its status, latency in milliseconds and detail."""
+    return await run_checks(request, settings, queue, embedder)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."}},
+)
+def metrics(metrics: MetricsDep) -> Response:
+    """Requests by route and status, latency histogram, queue depth by status, documents accepted."""
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,200 @@
+"""Posted documents: checked the way the `documents` asset will read them, then stored and queued.
+
+Everything a run would reject (a bad id, invalid UTF-8, NUL bytes, an empty or oversized text, broken JSON
+in a `.json` document) is refused here with a 4xx answer naming the document, instead of becoming a failed
+document minutes later in a run.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from orca_intake.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
+from orca_intake.settings import IntakeSettings
+from orca_resources import inbox
+from orca_resources.intake_queue import IntakeQueue
+
+MAX_METADATA_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One document ready to be written: its id (path in the inbox), its bytes and its metadata."""
+
+    doc_id: str
+    data: bytes
+    metadata: dict[str, Any]
+
+
+def _where(label: str) -> dict[str, str]:
+    return {"document": label}
+
+
+def check_doc_id(doc_id: str, label: str) -> str:
+    try:
+        return inbox.validate_doc_id(doc_id)
+    except ValueError as error:
+        raise InvalidInput(f"{label}: {error}", code="invalid_doc_id", details=_where(label)) from None
+
+
+def json_doc_id(requested: str | None, label: str) -> str:
+    """The inbox path of a JSON document: its id, with `.txt` added unless it names a supported type."""
+    if requested is None:
+        return f"{uuid.uuid4().hex}.txt"
+    check_doc_id(requested, label)
+    if PurePosixPath(requested).suffix.lower() in inbox.DOCUMENT_SUFFIXES:
+        return requested
+    return check_doc_id(f"{requested}.txt", label)
+
+
+def check_metadata(metadata: dict[str, Any] | None, label: str) -> dict[str, Any]:
+    if not metadata:
+        return {}
+    try:
+        size = len(json.dumps(metadata, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+    except (ValueError, TypeError, RecursionError):
+        raise InvalidInput(
+            f"{label}: metadata must be plain JSON (valid Unicode, no NaN or Infinity, not nested too deeply)",
+            code="invalid_metadata",
+            details=_where(label),
+        ) from None
+    if size > MAX_METADATA_BYTES:
+        raise InvalidInput(
+            f"{label}: metadata is {size} bytes, more than {MAX_METADATA_BYTES}",
+            code="invalid_metadata",
+            details=_where(label),
+        )
+    return metadata
+
+
+def check_size(size: int, settings: IntakeSettings, label: str) -> None:
+    """413 for a document larger than the documents asset would read (ORCA_INTAKE_MAX_TEXT_BYTES)."""
+    if size > settings.max_text_bytes:
+        raise PayloadTooLarge(
+            f"{label} is {size} bytes, more than the limit of {settings.max_text_bytes} bytes per document",
+            code="document_too_large",
+            details=_where(label),
+        )
+
+
+def check_text(doc_id: str, text: str, label: str) -> None:
+    """Refuse text the documents asset could not turn into chunks (the same rules as its loaders)."""
+    if "\x00" in text:
+        raise InvalidInput(f"{label}: text contains NUL characters", code="invalid_text", details=_where(label))
+    if not text.strip():
+        raise InvalidInput(f"{label}: text is empty", code="invalid_text", details=_where(label))
+    suffix = PurePosixPath(doc_id).suffix.lower()
+    if suffix == ".json":
+        lines = [text]
+    elif suffix == ".jsonl":
+        lines = [line for line in text.splitlines() if line.strip()]
+    else:
+        lines = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            json.loads(line)
+        except (ValueError, RecursionError):
+            where = f" (line {number})" if suffix == ".jsonl" else ""
+            raise InvalidInput(
+                f"{label}: a '{suffix}' document must contain valid JSON{where}",
+                code="invalid_text",
+                details=_where(label),
+            ) from None
+
+
+def from_json_document(
+    index: int, requested_id: str | None, text: str, metadata: dict | None, settings: IntakeSettings
+) -> Submission:
+    label = f"documents[{index}]" + (f" ({requested_id!r})" if requested_id is not None else "")
+    doc_id = json_doc_id(requested_id, label)
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            f"{label}: text is not valid Unicode (lone surrogate)", code="invalid_text", details=_where(label)
+        ) from None
+    check_size(len(data), settings, label)
+    check_text(doc_id, text, label)
+    return Submission(doc_id, data, check_metadata(metadata, label))
+
+
+def from_upload(filename: str | None, data: bytes, metadata: dict, settings: IntakeSettings) -> Submission:
+    """An uploaded file keeps its (validated) name; its bytes must be UTF-8 text of a supported type."""
+    if not filename:
+        raise InvalidInput("an uploaded file has no filename", code="invalid_doc_id")
+    label = f"file {filename!r}"
+    doc_id = check_doc_id(filename, label)
+    suffix = PurePosixPath(doc_id).suffix.lower()
+    if suffix not in inbox.DOCUMENT_SUFFIXES:
+        raise InvalidInput(
+            f"{label}: unsupported file type '{suffix or '(none)'}'; use one of "
+            f"{', '.join(sorted(inbox.DOCUMENT_SUFFIXES))}",
+            code="unsupported_file_type",
+            details=_where(label),
+        )
+    check_size(len(data), settings, label)
+    try:
+        text = data.removeprefix(codecs.BOM_UTF8).decode("utf-8", errors="strict")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(
+            f"{label} is not valid UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
+            "save it as UTF-8",
+            code="invalid_encoding",
+            details=_where(label),
+        ) from None
+    check_text(doc_id, text, label)
+    return Submission(doc_id, data, metadata)
+
+
+def check_unique(submissions: list[Submission]) -> None:
+    seen: set[str] = set()
+    for submission in submissions:
+        if submission.doc_id in seen:
+            raise InvalidInput(
+                f"document id {submission.doc_id!r} appears more than once in the request",
+                code="duplicate_doc_id",
+                details=_where(submission.doc_id),
+            )
+        seen.add(submission.doc_id)
+
+
+def store(settings: IntakeSettings, queue: IntakeQueue, collection: str, submissions: list[Submission]) -> str:
+    """Write every document (and its source record) into the inbox, then commit the queue row; its id.
+
+    Blocking (fsync, database): run it in a worker thread.
+    """
+    check_unique(submissions)
+    request_id = uuid.uuid4().hex
+    received_at = datetime.now(UTC).isoformat()
+    documents = [
+        inbox.NewDocument(
+            s.doc_id, s.data, {"request_id": request_id, "metadata": s.metadata, "received_at": received_at}
+        )
+        for s in submissions
+    ]
+    try:
+        doc_ids = inbox.write_documents(settings.inbox_dir(collection), documents)
+    except ValueError as error:  # a symbolic link in the inbox leading elsewhere
+        raise InvalidInput(str(error), code="invalid_doc_id") from None
+    except OSError as error:
+        raise ServiceUnavailable(
+            f"could not write the documents into the inbox: {error.strerror or error}", code="storage_unavailable"
+        ) from None
+    payload = {"doc_ids": doc_ids, "metadata": sum(1 for s in submissions if s.metadata)}
+    try:
+        queue.enqueue("documents", collection, payload, request_id=request_id)
+    except SQLAlchemyError as error:  # the documents are in the inbox, but the request is not queued
+        raise ServiceUnavailable(
+            f"the documents were written but the request could not be queued ({type(error).__name__}); "
+            "the inbox sensor will still index them",
+            code="queue_unavailable",
+        ) from None
+    return request_id

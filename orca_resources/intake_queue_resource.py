@@ -1,0 +1,121 @@
+"""The intake queue as a Dagster resource for the sensors, with the few queries only the sensors need.
+
+The queue is opened on first use inside a sensor evaluation, never at import time, and closed when the
+evaluation ends; `ORCA_INTAKE_DB_URL` (or, when unset, the SQLite file under ORCA_HOME) names it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+import dagster as dg
+import sqlalchemy as sa
+from pydantic import PrivateAttr
+
+from orca_resources.intake_queue import (
+    FINISHED_STATUSES,
+    STATUSES,
+    IntakeQueue,
+    IntakeRequest,
+    default_queue_url,
+    now,
+    requests_table,
+)
+
+ACTIVE = ("launched", "running")
+
+
+class SensorQueue(IntakeQueue):
+    """`IntakeQueue` plus the paging and run bookkeeping the sensors do; every write is one short transaction."""
+
+    def active_page(self, limit: int, after: tuple[datetime, str] | None = None) -> list[IntakeRequest]:
+        """Launched or running requests, oldest first, starting after position `after` (created_at, id)."""
+        table = requests_table
+        query = table.select().where(table.c.status.in_(ACTIVE))
+        if after is not None:
+            stamp, request_id = after
+            same_stamp_after = sa.and_(table.c.created_at == stamp, table.c.request_id > request_id)
+            query = query.where(sa.or_(table.c.created_at > stamp, same_stamp_after))
+        query = query.order_by(table.c.created_at, table.c.request_id).limit(limit)
+        with self.engine.connect() as conn:
+            return [IntakeRequest.from_row(row) for row in conn.execute(query)]
+
+    def queued_collections(self, since: datetime) -> set[str]:
+        """Collections with a request queued at or after `since` (older ones are presumed stuck)."""
+        table = requests_table
+        query = sa.select(table.c.collection).distinct().where(table.c.status == "queued", table.c.created_at >= since)
+        with self.engine.connect() as conn:
+            return {row[0] for row in conn.execute(query)}
+
+    def record_run(
+        self,
+        request_ids: Iterable[str],
+        status: str,
+        run_id: str,
+        *,
+        error: str | None = None,
+        counts: dict[str, Any] | None = None,
+    ) -> int:
+        """Attach `run_id` and move unfinished requests to `status`; rows already there are left untouched
+        (so a tick that sees no progress writes nothing). Returns how many rows changed."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        table = requests_table
+        stamp = now()
+        values: dict[str, Any] = {"status": status, "run_id": run_id, "updated_at": stamp}
+        if status in FINISHED_STATUSES:
+            values["finished_at"] = stamp
+        if error is not None:
+            values["error"] = error
+        if counts is not None:
+            values["counts"] = json.dumps(counts)
+        statement = (
+            table.update()
+            .where(
+                table.c.request_id.in_(list(request_ids)),
+                table.c.status.not_in(FINISHED_STATUSES),
+                sa.or_(table.c.status != status, table.c.run_id.is_(None), table.c.run_id != run_id),
+            )
+            .values(**values)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount
+
+    def requeue(self, request_ids: Iterable[str]) -> int:
+        """Put launched requests that never got a run back in the queue, so the intake sensor launches them again."""
+        table = requests_table
+        statement = (
+            table.update()
+            .where(table.c.request_id.in_(list(request_ids)), table.c.status == "launched", table.c.run_id.is_(None))
+            .values(status="queued", launched_at=None, updated_at=now())
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount
+
+
+class IntakeQueueResource(dg.ConfigurableResource):
+    """Where the intake queue lives: `url` (ORCA_INTAKE_DB_URL) or, when empty, the SQLite file under `home`."""
+
+    url: str = ""
+    home: str = ".orca"
+
+    _queue: Optional[SensorQueue] = PrivateAttr(default=None)
+
+    @property
+    def resolved_url(self) -> str:
+        return self.url or default_queue_url(Path(self.home).expanduser().resolve())
+
+    def queue(self) -> SensorQueue:
+        """The queue, opened on first use (creating the SQLite file and table if the intake never ran)."""
+        if self._queue is None:
+            self._queue = SensorQueue(self.resolved_url)
+        return self._queue
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._queue is not None:
+            self._queue.close()
+            self._queue = None

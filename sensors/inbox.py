@@ -1,0 +1,188 @@
+"""`inbox_sensor`: folders dropped under `$ORCA_HOME/inbox/` become partitions, and changes become runs.
+
+Each tick fingerprints every collection folder (one `scandir` + `stat` walk, no file is read) and compares it
+with the digest in the cursor. A collection whose fingerprint moved gets ONE run, keyed by the change
+(`<collection>:<hash of previous and new digest>`), once the change has settled:
+
+- nothing in it (file, or folder for deletions) changed during the last `SETTLE_SECONDS`, and
+- the same fingerprint was already seen on the previous tick.
+
+Hidden and temporary names (`is_ignored_name`) are not part of the fingerprint, so sidecars under `.orca/`
+and files still being written under a temporary name never trigger anything.
+
+Runs of the REST intake cover the same folders. A change is not run again when
+- the collection has a request still queued in the intake queue (its coming run will read the inbox later), or
+- the newest inbox/intake run of the collection was requested for exactly this fingerprint (both sensors tag
+  their runs with `orca/inbox_fingerprint`).
+
+Cursor (JSON, a few dozen bytes per collection): `{"v": 1, "c": {name: {"d": digest acted on, "n": files,
+"p": digest seen last tick, when different}}, "r": collection to resume a walk cut short, "bad": digest of
+the invalid folder names already reported}`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+
+from orca_assets.jobs import embed_collection_job
+from orca_assets.partitions import collections_partitions
+from orca_resources.intake_queue_resource import IntakeQueueResource
+from orca_resources.warehouse import WarehouseResource
+from sensors.fingerprint import (
+    EMPTY,
+    EMPTY_DIGEST,
+    FINGERPRINT_TAG,
+    SOURCE_TAG,
+    Fingerprint,
+    change_key,
+    collection_folders,
+    fingerprint,
+    text_digest,
+)
+
+SETTLE_SECONDS = 3.0
+MAX_RUNS_PER_TICK = 20
+WALK_BUDGET_SECONDS = 30.0  # half the sensor timeout; a cut walk resumes where it stopped next tick
+QUEUED_DEFER_SECONDS = 600  # an intake request queued longer is stuck (intake sensor off): stop waiting for it
+CURSOR_VERSION = 1
+
+clock = time.time  # tests move time instead of sleeping
+
+
+def _load_cursor(raw: str | None) -> dict:
+    try:
+        state = json.loads(raw) if raw else {}
+    except ValueError:
+        state = {}
+    if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
+        state = {}  # an unreadable cursor only costs one extra (incremental, idempotent) run per collection
+    return {"v": CURSOR_VERSION, "c": dict(state.get("c") or {}), "r": state.get("r"), "bad": state.get("bad")}
+
+
+def _walk(inbox: Path, names: list[str], resume: str | None) -> tuple[dict[str, Fingerprint], str | None]:
+    """Fingerprints of `names` starting at `resume`, until the time budget runs out; (found, where to resume)."""
+    start = names.index(resume) if resume in names else 0
+    ordered = names[start:] + names[:start]
+    started = time.monotonic()
+    found: dict[str, Fingerprint] = {}
+    for name in ordered:
+        if found and time.monotonic() - started > WALK_BUDGET_SECONDS:
+            return found, name  # at least one collection per tick, so a huge one cannot stall the rest
+        found[name] = fingerprint(inbox / name)
+    return found, None
+
+
+def _covered_by_latest_run(instance: dg.DagsterInstance, collection: str, digest: str) -> bool:
+    """True when the newest inbox or intake run of `collection` was requested for the state `digest`."""
+    runs = instance.get_runs(
+        dg.RunsFilter(
+            job_name=embed_collection_job.name,
+            tags={"dagster/partition": collection, SOURCE_TAG: ["inbox", "intake"]},
+        ),
+        limit=1,
+    )
+    return bool(runs) and runs[0].tags.get(FINGERPRINT_TAG) == digest
+
+
+def _queued_collections(context: dg.SensorEvaluationContext, intake_queue: IntakeQueueResource) -> set[str]:
+    since = datetime.now(timezone.utc) - timedelta(seconds=QUEUED_DEFER_SECONDS)
+    try:
+        return intake_queue.queue().queued_collections(since)
+    except Exception as error:  # noqa: BLE001 - the inbox must keep working when the queue store does not
+        context.log.warning(f"could not read the intake queue ({error}); a posted change may run twice")
+        return set()
+
+
+@dg.sensor(
+    job=embed_collection_job,
+    minimum_interval_seconds=4,  # the daemon loops every 5 s; a 5 s minimum would land on every other loop
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Registers new inbox folders as collections and runs a collection once its files changed and settled.",
+)
+def inbox_sensor(
+    context: dg.SensorEvaluationContext, warehouse: WarehouseResource, intake_queue: IntakeQueueResource
+) -> dg.SensorResult:
+    """One tick: fingerprint every collection folder, register new ones, request a run per settled change."""
+    state = _load_cursor(context.cursor)
+    entries: dict[str, dict] = state["c"]
+    inbox = warehouse.root / "inbox"
+    if not inbox.is_dir():
+        # An unmounted or misnamed ORCA_HOME must not read as "every collection was deleted".
+        return dg.SensorResult(skip_reason=f"no inbox folder at {inbox}", cursor=context.cursor)
+    names, invalid = collection_folders(inbox)
+
+    bad = text_digest("\n".join(invalid))
+    if invalid and bad != state["bad"]:
+        context.log.warning(
+            f"ignoring {len(invalid)} inbox folder(s) that are not valid collection names "
+            f"(1-63 of a-z, 0-9, '_', '-', starting with a letter or digit): {', '.join(invalid[:20])}"
+        )
+    state["bad"] = bad
+
+    known = set(context.instance.get_dynamic_partitions(collections_partitions.name))
+    new_partitions = [name for name in names if name not in known]
+
+    observed, state["r"] = _walk(inbox, names, state["r"])
+    for gone in [name for name in entries if name not in names]:
+        if state["r"] is None:  # only a complete walk proves a folder is gone
+            observed[gone] = EMPTY
+
+    now_ns = int(clock() * 1e9)
+    changed = {name: fp for name, fp in observed.items() if fp.digest != entries.get(name, {}).get("d", EMPTY_DIGEST)}
+    queued = _queued_collections(context, intake_queue) if changed else set()
+    run_requests: list[dg.RunRequest] = []
+    waiting: list[str] = []
+    for name, fp in sorted(changed.items()):
+        entry = entries.setdefault(name, {"d": EMPTY_DIGEST, "n": 0})
+        stable = entry.get("p") == fp.digest
+        entry["p"] = fp.digest
+        if not (stable and fp.settled(now_ns, SETTLE_SECONDS)) or name in queued:
+            waiting.append(name)  # still being written, or an intake run is about to read it
+            continue
+        if name not in known and name not in new_partitions:
+            context.log.debug(f"{name}: removed before it became a collection; nothing to clean up")
+        elif _covered_by_latest_run(context.instance, name, fp.digest):
+            context.log.info(f"{name}: change already covered by the latest intake/inbox run")
+        elif len(run_requests) < MAX_RUNS_PER_TICK:
+            key = change_key(name, entry["d"], fp.digest)
+            run_requests.append(
+                dg.RunRequest(
+                    run_key=key,
+                    partition_key=name,
+                    tags={SOURCE_TAG: "inbox", FINGERPRINT_TAG: fp.digest},
+                )
+            )
+            context.log.info(f"{name}: {entry['n']} -> {fp.files} files, requesting run {key}")
+        else:
+            waiting.append(name)  # over this tick's budget: next tick, with its fingerprint still stable
+            continue
+        entry.update(d=fp.digest, n=fp.files)
+        del entry["p"]
+
+    for name, fp in observed.items():
+        entry = entries.get(name)
+        if entry is None:
+            continue
+        if name not in changed:
+            entry.pop("p", None)  # changed and changed back between ticks: nothing pending any more
+        if fp is EMPTY and entry["d"] == EMPTY_DIGEST:
+            del entries[name]  # a removed folder whose emptying has been handled
+
+    summary = f"{len(run_requests)} run(s) requested, {len(waiting)} collection(s) waiting"
+    if new_partitions:
+        summary += f", {len(new_partitions)} new collection(s): {', '.join(new_partitions[:10])}"
+    if state["r"]:
+        summary += f"; walk stopped at {state['r']!r} after {WALK_BUDGET_SECONDS:.0f}s, resuming next tick"
+    return dg.SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=(
+            [collections_partitions.build_add_request(new_partitions)] if new_partitions else []
+        ),
+        cursor=json.dumps(state, separators=(",", ":"), sort_keys=True),
+        skip_reason=None if run_requests or new_partitions else summary,
+    )

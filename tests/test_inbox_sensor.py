@@ -1,0 +1,227 @@
+"""`inbox_sensor` evaluated with `dg.build_sensor_context` on a temporary inbox: new folders become partitions,
+settled changes become exactly one keyed run per collection, partial and hidden files wait or are ignored,
+deletes run, work per tick is bounded, and a change an intake run already covers is not run again."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+import sensors.inbox as inbox_module
+from sensors.fingerprint import FINGERPRINT_TAG, fingerprint
+from sensors.inbox import inbox_sensor
+from sensors.intake import intake_sensor
+
+
+@pytest.fixture
+def later(monkeypatch):
+    """Let the sensor see the clock a minute ahead, so files written by the test count as settled."""
+    monkeypatch.setattr(inbox_module, "clock", lambda: time.time() + 60)
+
+
+def settle(harness, cursor=None):
+    """Tick until the sensor stops asking to wait (two ticks for a change: seen, then seen unchanged)."""
+    first = harness.tick(inbox_sensor, cursor)
+    return first, harness.tick(inbox_sensor, first.cursor)
+
+
+def test_new_folder_becomes_partition_and_one_run(sensor_harness, later):
+    docs = sensor_harness.inbox("docs")
+    for index in range(3):
+        (docs / f"note{index}.md").write_text(f"note {index}", encoding="utf-8")
+    (docs / "sub").mkdir()
+    (docs / "sub" / "deep.txt").write_text("deep", encoding="utf-8")
+
+    first = sensor_harness.tick(inbox_sensor)
+    assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["docs"]]
+    assert first.run_requests == []  # first sight of the change: it must look the same on the next tick
+    assert sensor_harness.instance.get_dynamic_partitions("collections") == ["docs"]
+
+    second = sensor_harness.tick(inbox_sensor, first.cursor)
+    assert len(second.run_requests) == 1
+    request = second.run_requests[0]
+    assert request.partition_key == "docs"
+    assert request.run_key.startswith("docs:")
+    assert request.tags == {"orca/source": "inbox", FINGERPRINT_TAG: fingerprint(docs).digest}
+
+    cursor = json.loads(second.cursor)
+    assert cursor["c"] == {"docs": {"d": fingerprint(docs).digest, "n": 4}}
+    third = sensor_harness.tick(inbox_sensor, second.cursor)
+    assert third.run_requests == [] and third.dynamic_partitions_requests == []
+
+
+def test_invalid_folder_names_are_ignored_and_reported_once(sensor_harness, later, capsys):
+    for name in ("Bad Name", "UPPER", "-dash", "ok"):
+        (sensor_harness.home / "inbox" / name).mkdir()
+        (sensor_harness.home / "inbox" / name / "a.txt").write_text("text", encoding="utf-8")
+    (sensor_harness.home / "inbox" / ".hidden").mkdir()
+
+    first, second = settle(sensor_harness)
+    assert sensor_harness.instance.get_dynamic_partitions("collections") == ["ok"]
+    assert [r.partition_key for r in second.run_requests] == ["ok"]
+    # Dagster's sensor log writes to stderr without propagating to the root logger.
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "not valid collection names" in line]
+    assert len(warnings) == 1 and "Bad Name" in warnings[0] and "UPPER" in warnings[0] and ".hidden" not in warnings[0]
+
+
+def test_hidden_temporary_and_sidecar_files_never_trigger(sensor_harness, later):
+    docs = sensor_harness.inbox("docs")
+    (docs / "real.md").write_text("real", encoding="utf-8")
+    _, done = settle(sensor_harness)
+    assert len(done.run_requests) == 1
+
+    (docs / ".orca" / "sources").mkdir(parents=True)
+    (docs / ".orca" / "sources" / "real.md.json").write_text("{}", encoding="utf-8")
+    (docs / ".real.md.3f2a.tmp").write_text("half", encoding="utf-8")
+    for name in ("upload.part", "report.docx.crdownload", "~$lock.docx", "draft.md~", "#autosave#", "x.swp"):
+        (docs / name).write_text("partial", encoding="utf-8")
+    first, second = settle(sensor_harness, done.cursor)
+    assert first.run_requests == second.run_requests == []
+    assert json.loads(second.cursor)["c"] == json.loads(done.cursor)["c"]
+
+
+def test_recent_and_growing_files_wait_for_later_ticks(sensor_harness, monkeypatch):
+    docs = sensor_harness.inbox("docs")
+    (docs / "big.txt").write_text("first part", encoding="utf-8")
+    now = time.time()
+    monkeypatch.setattr(inbox_module, "clock", lambda: now)  # the file is younger than the settle time
+    first, second = settle(sensor_harness)
+    assert first.run_requests == second.run_requests == []
+    assert "1 collection(s) waiting" in second.skip_reason.skip_message
+
+    monkeypatch.setattr(inbox_module, "clock", lambda: now + 60)
+    with (docs / "big.txt").open("a", encoding="utf-8") as handle:
+        handle.write(" and more")  # old mtime in the clock's eyes, but changed since the previous tick
+    os.utime(docs / "big.txt", ns=(1_000_000_000, 1_000_000_000))  # a preserved mtime does not hide it either
+    third = sensor_harness.tick(inbox_sensor, second.cursor)
+    assert third.run_requests == []
+    fourth = sensor_harness.tick(inbox_sensor, third.cursor)
+    assert [r.partition_key for r in fourth.run_requests] == ["docs"]
+
+
+def test_run_keys_stable_for_same_change_and_new_for_each_change(sensor_harness, later):
+    docs = sensor_harness.inbox("docs")
+    (docs / "a.md").write_text("a", encoding="utf-8")
+    seen, _ = settle(sensor_harness)
+    # Re-evaluating from the same cursor (a tick whose cursor was lost) asks for the same key: Dagster dedupes.
+    keys_again = {sensor_harness.tick(inbox_sensor, seen.cursor).run_requests[0].run_key for _ in range(2)}
+    assert len(keys_again) == 1
+    cursor = sensor_harness.tick(inbox_sensor, seen.cursor).cursor
+    keys = list(keys_again)
+
+    def change_and_settle(action):
+        nonlocal cursor
+        action()
+        first, second = settle(sensor_harness, cursor)
+        cursor = second.cursor
+        assert first.run_requests == [] and len(second.run_requests) == 1
+        return second.run_requests[0].run_key
+
+    keys.append(change_and_settle(lambda: (docs / "b.md").write_text("b", encoding="utf-8")))
+    keys.append(change_and_settle(lambda: (docs / "b.md").unlink()))  # back to the first file set
+    keys.append(change_and_settle(lambda: (docs / "b.md").write_text("b", encoding="utf-8")))
+    keys.append(change_and_settle(lambda: (docs / "a.md").write_text("a, edited", encoding="utf-8")))
+    assert len(set(keys)) == len(keys) == 5
+
+
+def test_deletes_become_one_run_and_leave_the_index(sensor_harness, later):
+    docs = sensor_harness.inbox("docs")
+    for name in ("keep.md", "drop1.md", "drop2.md"):
+        (docs / name).write_text(f"The {name} document talks about tides.", encoding="utf-8")
+    _, added = settle(sensor_harness)
+    assert sensor_harness.execute(added.run_requests[0]).success
+
+    (docs / "drop1.md").unlink()
+    (docs / "drop2.md").unlink()
+    _, deleted = settle(sensor_harness, added.cursor)
+    assert len(deleted.run_requests) == 1
+    result = sensor_harness.execute(deleted.run_requests[0])
+    assert result.success
+    index = sensor_harness.home / "warehouse" / "docs" / "embedding_index.parquet"
+    import pyarrow.parquet as pq
+
+    assert set(pq.read_table(index)["doc_id"].to_pylist()) == {"keep.md"}
+
+
+def test_removed_collection_folder_runs_once_then_is_forgotten(sensor_harness, later):
+    (sensor_harness.inbox("gone") / "a.md").write_text("a", encoding="utf-8")
+    _, done = settle(sensor_harness)
+    shutil.rmtree(sensor_harness.home / "inbox" / "gone")
+    first, second = settle(sensor_harness, done.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["gone"]
+    assert json.loads(second.cursor)["c"] == {}
+    assert sensor_harness.tick(inbox_sensor, second.cursor).run_requests == []
+
+
+def test_missing_inbox_root_is_not_a_mass_deletion(sensor_harness, later):
+    (sensor_harness.inbox("docs") / "a.md").write_text("a", encoding="utf-8")
+    _, done = settle(sensor_harness)
+    shutil.rmtree(sensor_harness.home / "inbox")  # e.g. ORCA_HOME on a volume that is not mounted
+    first, second = settle(sensor_harness, done.cursor)
+    assert first.run_requests == second.run_requests == []
+    assert second.cursor == done.cursor and "no inbox folder" in second.skip_reason.skip_message
+
+
+def test_runs_per_tick_are_capped_and_the_rest_follow(sensor_harness, later, monkeypatch):
+    monkeypatch.setattr(inbox_module, "MAX_RUNS_PER_TICK", 3)
+    for index in range(5):
+        (sensor_harness.inbox(f"c{index}") / "a.md").write_text("a", encoding="utf-8")
+    _, second = settle(sensor_harness)
+    assert [r.partition_key for r in second.run_requests] == ["c0", "c1", "c2"]
+    third = sensor_harness.tick(inbox_sensor, second.cursor)
+    assert [r.partition_key for r in third.run_requests] == ["c3", "c4"]
+    assert sensor_harness.tick(inbox_sensor, third.cursor).run_requests == []
+
+
+def test_walk_over_budget_resumes_where_it_stopped(sensor_harness, later, monkeypatch):
+    monkeypatch.setattr(inbox_module, "WALK_BUDGET_SECONDS", 0.0)  # one collection per tick
+    for name in ("a", "b", "c"):
+        (sensor_harness.inbox(name) / "doc.md").write_text(name, encoding="utf-8")
+    cursor, requested = None, []
+    for _ in range(6):
+        result = sensor_harness.tick(inbox_sensor, cursor)
+        cursor = result.cursor
+        requested += [r.partition_key for r in result.run_requests]
+    assert sorted(requested) == ["a", "b", "c"]
+
+
+def test_cursor_stays_small_for_many_files(sensor_harness, later):
+    docs = sensor_harness.inbox("docs")
+    for index in range(2000):
+        (docs / f"doc{index:05d}.txt").write_text("x", encoding="utf-8")
+    _, second = settle(sensor_harness)
+    started = time.perf_counter()
+    third = sensor_harness.tick(inbox_sensor, second.cursor)
+    assert time.perf_counter() - started < 5
+    assert third.run_requests == []
+    assert len(second.cursor) < 200 and json.loads(second.cursor)["c"]["docs"]["n"] == 2000
+
+
+def test_change_posted_through_the_intake_is_not_run_twice(sensor_harness, later):
+    docs = sensor_harness.inbox("docs")
+    (docs / "old.md").write_text("old", encoding="utf-8")
+    _, done = settle(sensor_harness)
+    assert sensor_harness.execute(done.run_requests[0]).success
+
+    # What the REST intake does: write the document (and its sidecar), then queue the request.
+    (docs / ".orca" / "sources").mkdir(parents=True)
+    (docs / ".orca" / "sources" / "posted.md.json").write_text('{"request_id": "r1"}', encoding="utf-8")
+    (docs / "posted.md").write_text("posted through the API", encoding="utf-8")
+    sensor_harness.queue.enqueue("documents", "docs", {"doc_ids": ["posted.md"]})
+
+    first, second = settle(sensor_harness, done.cursor)
+    assert first.run_requests == second.run_requests == []  # a queued request: its own run will read the inbox
+
+    launched = sensor_harness.tick(intake_sensor)
+    assert sensor_harness.execute(launched.run_requests[0]).success
+    after = sensor_harness.tick(inbox_sensor, second.cursor)
+    assert after.run_requests == []
+    assert json.loads(after.cursor)["c"]["docs"]["d"] == fingerprint(docs).digest
+
+    (docs / "dropped.md").write_text("dropped by hand afterwards", encoding="utf-8")
+    _, manual = settle(sensor_harness, after.cursor)
+    assert [r.tags["orca/source"] for r in manual.run_requests] == ["inbox"]
