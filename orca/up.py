@@ -1,7 +1,13 @@
-"""`orca up`: the embedded default deployment — webserver and daemon on one DAGSTER_HOME, sample data seeded.
+"""`orca up`: the embedded default deployment — webserver, daemon and REST intake on one ORCA_HOME/DAGSTER_HOME.
 
 Production shape on one machine: `dagster-webserver` plus exactly one `dagster-daemon run`, sharing
-DAGSTER_HOME, dagster.yaml and the workspace. The REST intake joins them as a third child (see `child_specs`).
+DAGSTER_HOME, dagster.yaml and the workspace, and the REST intake (`python -m orca_intake`) writing into the
+same inbox and intake queue that the daemon's sensors read. All three get the same environment
+(`OrcaSettings.child_environ()`, with the embedder actually chosen at start), and the sample collection is
+seeded before they start.
+
+An intake that would refuse to start (a non-loopback ORCA_INTAKE_HOST without ORCA_INTAKE_TOKENS or a JWT
+setting) is caught before anything starts: `orca up` prints why and exits 2.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from orca_resources.settings import OrcaSettings, split_hosts
 
 OLLAMA_PROBE_TIMEOUT_SECONDS = 2.0
 READY_TIMEOUT_SECONDS = 180.0
+USAGE_ERROR = 2
 
 
 def _executable(name: str) -> str:
@@ -36,24 +43,54 @@ def location_args() -> list[str]:
     return ["-w", str(workspace)] if workspace else ["-m", "orca.definitions"]
 
 
-def child_specs(settings: OrcaSettings) -> list[ChildSpec]:
-    """The processes `orca up` supervises, in start order."""
+def local_url(host: str, port: int) -> str:
+    """A URL on this machine for a server bound to `host`: a wildcard bind is reached on loopback."""
+    host = host.strip().strip("[]")
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def intake_url(settings: OrcaSettings) -> str:
+    return local_url(settings.intake_host, settings.intake_port)
+
+
+def child_specs(settings: OrcaSettings, *, intake: bool = True) -> list[ChildSpec]:
+    """The processes `orca up` supervises, in start order (stopped in reverse: intake, daemon, webserver)."""
     location = location_args()
-    webserver_url = f"http://127.0.0.1:{settings.webserver_port}"
     specs = [
         ChildSpec(
             "webserver",
             [_executable("dagster-webserver"), "-h", "127.0.0.1", "-p", str(settings.webserver_port), *location],
-            url=webserver_url,
+            url=local_url("127.0.0.1", settings.webserver_port),
             ready_path="/server_info",
         ),
         ChildSpec("daemon", [_executable("dagster-daemon"), "run", *location]),
     ]
-    # Extension point: the REST intake (a later issue) is the third child, along the lines of
-    #   ChildSpec("intake", [sys.executable, "-m", "uvicorn", "orca_intake.app:app",
-    #             "--host", settings.intake_host, "--port", str(settings.intake_port)],
-    #             url=f"http://{settings.intake_host}:{settings.intake_port}", ready_path="/healthz")
+    if intake:
+        specs.append(
+            ChildSpec(
+                "intake",
+                [sys.executable, "-m", "orca_intake", "--host", settings.intake_host, "--port", str(settings.intake_port)],
+                url=intake_url(settings),
+                ready_path="/health/live",
+            )
+        )
     return specs
+
+
+def intake_refusal(settings: OrcaSettings) -> str | None:
+    """Why the intake would refuse to start with this environment (unsafe bind, invalid setting), else None."""
+    from orca_intake.auth import check_bind  # FastAPI and friends only when `orca up` runs
+    from orca_intake.settings import IntakeSettings
+
+    try:
+        check_bind(settings.intake_host, IntakeSettings.from_env())
+    except ValueError as error:  # UnsafeBind is one, and so is an invalid ORCA_INTAKE_* value
+        return str(error)
+    return None
 
 
 def probe_ollama(settings: OrcaSettings) -> tuple[list[str], list[str]]:
@@ -118,8 +155,12 @@ def wait_until_ready(supervisor: Supervisor, spec: ChildSpec, timeout: float = R
     return False
 
 
-def up(settings: OrcaSettings, console: Console) -> int:
-    """Run the deployment until Ctrl-C/SIGTERM (exit 0) or until a child dies (exit 1)."""
+def up(settings: OrcaSettings, console: Console, *, intake: bool = True) -> int:
+    """Run the deployment until Ctrl-C/SIGTERM (exit 0) or until a child dies (exit 1); 2 when the intake
+    would refuse its settings, before anything starts."""
+    if intake and (refusal := intake_refusal(settings)):
+        Console(stderr=True, soft_wrap=True).print(f"orca up: error: {refusal}", markup=False, highlight=False)
+        return USAGE_ERROR
     settings = choose_embedder(settings, console)
     env = prepare_environment(settings)
     seeded = seed_samples(settings)
@@ -134,17 +175,25 @@ def up(settings: OrcaSettings, console: Console) -> int:
     table = Table(title="Orca processes", title_justify="left")
     for column in ("process", "pid", "url"):
         table.add_column(column)
-    for spec in child_specs(settings):
+    for spec in child_specs(settings, intake=intake):
         child = supervisor.start(spec)
         table.add_row(spec.name, str(child.pid), spec.url or "")
+        if spec.name == "intake":
+            table.add_row("", "", f"{spec.url}/docs (API docs)")
     console.print(table)
 
     for child in supervisor.children:
         if child.spec.ready_path and wait_until_ready(supervisor, child.spec):
             console.print(f"{child.spec.name} ready at {child.spec.url}", markup=False)
     if not supervisor.stop_requested.is_set() and supervisor.dead_child() is None:
+        console.print(f"Dagster webserver: {local_url('127.0.0.1', settings.webserver_port)}", markup=False)
+        if intake:
+            console.print(
+                f"REST intake:       {intake_url(settings)}  (API docs: {intake_url(settings)}/docs)", markup=False
+            )
+        posted = f" or POST them to {intake_url(settings)}/v1/collections/<collection>/documents" if intake else ""
         console.print(
-            f"Drop files into {settings.inbox}/<collection>/ and run `orca materialize <collection>`. "
+            f"Drop files into {settings.inbox}/<collection>/{posted}: the sensors start a run within seconds. "
             "Press Ctrl-C to stop.",
             markup=False,
         )
@@ -158,6 +207,9 @@ def up(settings: OrcaSettings, console: Console) -> int:
         )
     else:
         console.print(f"Received {supervisor.stop_reason or 'stop'}: shutting down.", markup=False)
-    supervisor.stop()
+    outcomes = supervisor.stop()
+    for child, how in outcomes:
+        if child is not dead:
+            console.print(f"{child.spec.name} (pid {child.pid}) {how}", markup=False)
     console.print("All Orca processes stopped.", markup=False)
     return 1 if dead is not None else 0

@@ -13,15 +13,11 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
-SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
-    {".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".json", ".jsonl"}
-)
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+# The naming rules live with the inbox, which the REST intake shares (it cannot import orca_assets).
+from orca_resources.inbox import DOCUMENT_SUFFIXES as SUPPORTED_SUFFIXES
+from orca_resources.inbox import is_ignored_name  # noqa: F401 - re-exported for the scanners
 
-# Names that editors, browsers and copy tools use while a file is still being written, or that are
-# not documents at all; they are skipped without being reported as failures.
-_PARTIAL_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".swp", ".swo", ".crdownload", ".download", ".filepart")
-_NOT_DOCUMENTS = frozenset({"thumbs.db", "desktop.ini"})
+DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 
 _TEXT_KEYS = ("text", "content", "body")
 
@@ -32,24 +28,6 @@ class DocumentError(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
-
-
-def is_ignored_name(name: str) -> bool:
-    """True for hidden, temporary, partial or editor files (any component of a relative path counts)."""
-    for part in name.replace("\\", "/").split("/"):
-        if not part:
-            continue
-        lower = part.lower()
-        if (
-            part.startswith(".")
-            or part.endswith("~")
-            or part.startswith("~$")  # Office lock files
-            or (len(part) > 1 and part.startswith("#") and part.endswith("#"))  # Emacs autosave
-            or lower.endswith(_PARTIAL_SUFFIXES)
-            or lower in _NOT_DOCUMENTS
-        ):
-            return True
-    return False
 
 
 def read_document(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orca_resources.warehouse import fsync_dir
+
 SOURCES_DIR = Path(".orca") / "sources"
 # The loaders' supported types; a posted document without one of these suffixes is stored as `<id>.txt`.
 DOCUMENT_SUFFIXES: frozenset[str] = frozenset({".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".json", ".jsonl"})
@@ -32,15 +34,21 @@ class InboxConflict(Exception):
     """The document cannot be stored because a folder and a file would need the same path."""
 
 
-def is_hidden_or_temporary(name: str) -> bool:
-    """True when any component of `name` is hidden, temporary or partial (what the inbox scanners skip)."""
-    for part in name.split("/"):
+def is_ignored_name(name: str) -> bool:
+    """True when any component of `name` is hidden, temporary, partial or an editor file.
+
+    The inbox scanners skip such names (a file still being written, sidecars under `.orca/`), so a posted
+    document must not use them either. This is the one definition of the rule.
+    """
+    for part in name.replace("\\", "/").split("/"):
+        if not part:
+            continue
         lower = part.lower()
         if (
             part.startswith(".")
             or part.endswith("~")
-            or part.startswith("~$")
-            or (len(part) > 1 and part.startswith("#") and part.endswith("#"))
+            or part.startswith("~$")  # Office lock files
+            or (len(part) > 1 and part.startswith("#") and part.endswith("#"))  # Emacs autosave
             or lower.endswith(_PARTIAL_SUFFIXES)
             or lower in _NOT_DOCUMENTS
         ):
@@ -71,7 +79,7 @@ def validate_doc_id(doc_id: str) -> str:
             raise ValueError(f"each path component of a document id must be at most {MAX_COMPONENT_BYTES} bytes")
         if part != part.strip():
             raise ValueError("path components of a document id must not start or end with spaces")
-    if is_hidden_or_temporary(doc_id):
+    if is_ignored_name(doc_id):
         raise ValueError(
             "document id must not have hidden or temporary components (leading '.', trailing '~', "
             "'.tmp', '.part', ...): the inbox ignores such files"
@@ -99,14 +107,6 @@ class NewDocument:
     doc_id: str
     data: bytes
     source: dict[str, Any]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _write_aside(target: Path, data: bytes) -> None:
@@ -163,7 +163,7 @@ def write_documents(inbox_dir: Path, documents: Iterable[NewDocument]) -> list[s
         written.append(document.doc_id)
     # One fsync per folder after all renames instead of one per file: 1,000 documents stay one quick request.
     for folder in touched:
-        _fsync_dir(folder)
+        fsync_dir(folder)
     return written
 
 
@@ -192,7 +192,7 @@ def delete_document(inbox_dir: Path, doc_id: str) -> bool:
     target.unlink()
     sidecar = source_path(inbox_dir, doc_id)
     sidecar.unlink(missing_ok=True)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     _prune_empty_parents(target, inbox_dir)
     _prune_empty_parents(sidecar, inbox_dir / SOURCES_DIR)
     return True
@@ -218,7 +218,7 @@ def iter_documents(inbox_dir: Path) -> Iterator[str]:
         except OSError:
             continue  # removed while walking, or unreadable: nothing to count there
         for entry in entries:
-            if is_hidden_or_temporary(entry.name):
+            if is_ignored_name(entry.name):
                 continue
             if entry.is_dir(follow_symlinks=False):
                 stack.append(Path(entry.path))
