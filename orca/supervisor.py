@@ -17,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 STOP_TIMEOUT_SECONDS = 20.0
+# How a child that got our SIGTERM may end and still count as a clean stop: 0, or killed by that very signal
+# (uvicorn re-raises SIGTERM after its graceful shutdown, so the intake ends with -15; a shell wrapper reports 143).
+CLEAN_STOP_CODES = frozenset({0, -signal.SIGTERM, 128 + signal.SIGTERM})
 
 
 @dataclass
@@ -105,14 +108,21 @@ class Supervisor:
                 return dead
         return None
 
-    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
-        """Terminate every child, wait up to `timeout`, then kill what is left, down to grandchildren."""
-        # Newest first: the daemon stops launching runs before the webserver goes away.
+    def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> list[tuple[Child, str]]:
+        """Terminate every child, wait up to `timeout`, then kill what is left, down to grandchildren.
+
+        Returns how each child ended, in start order: "stopped" for a clean stop (see CLEAN_STOP_CODES),
+        otherwise what happened ("exited with code 1", "killed after 20s", ...).
+        """
+        # Newest first: the intake stops accepting, then the daemon stops launching runs, then the webserver.
+        terminated: set[int] = set()
         for child in reversed(self.children):
             if child.process.poll() is None:
                 self.log(f"stopping {child.spec.name} (pid {child.pid})")
                 child.process.terminate()
+                terminated.add(child.pid)
         deadline = time.monotonic() + timeout
+        killed: set[int] = set()
         for child in self.children:
             try:
                 child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
@@ -120,6 +130,17 @@ class Supervisor:
                 self.log(f"{child.spec.name} did not stop within {timeout:.0f}s: killing it")
                 _signal_group(child.pid, signal.SIGKILL)
                 child.process.wait()
+                killed.add(child.pid)
+        outcomes = []
+        for child in self.children:
+            code = child.process.returncode
+            if child.pid in killed:
+                how = f"killed after not stopping within {timeout:.0f}s"
+            elif child.pid in terminated and code in CLEAN_STOP_CODES:
+                how = "stopped"
+            else:
+                how = describe_exit(code)
+            outcomes.append((child, how))
         # A child that exited may leave its own children (code servers) behind in its group.
         for child in self.children:
             _signal_group(child.pid, signal.SIGTERM)
@@ -128,3 +149,16 @@ class Supervisor:
             time.sleep(0.1)
         for child in self.children:
             _signal_group(child.pid, signal.SIGKILL)
+        return outcomes
+
+
+def describe_exit(code: int | None) -> str:
+    """A process's exit status in words: "exited with code 1", "was killed by SIGKILL"."""
+    if code is None:
+        return "is still running"
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"

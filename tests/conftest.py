@@ -7,10 +7,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 # ---- Ollama stand-in fixtures (owner: OllamaResource) -------------------------------------------
-try:  # works whether or not tests/ becomes a package
-    from tests.ollama_standin import OllamaStandIn
-except ImportError:
-    from ollama_standin import OllamaStandIn
+from tests.ollama_standin import OllamaStandIn
 
 
 @pytest.fixture

@@ -17,10 +17,7 @@ import yaml
 
 from orca.home import FALLBACK_DAGSTER_YAML, project_file
 
-try:  # works whether or not tests/ becomes a package
-    from tests.processes import orca_env, run_cli
-except ImportError:
-    from processes import orca_env, run_cli
+from tests.processes import orca_env, run_cli
 
 COLLECTION = "handbook"
 INDEX_COLUMNS = {"chunk_id", "doc_id", "chunk_index", "text", "embedding", "model", "source"}

@@ -19,10 +19,7 @@ import pytest
 from orca_resources import inbox
 from orca_resources.intake_queue import IntakeQueue, default_queue_url
 
-try:
-    from tests.processes import ManagedProcess, free_port, orca_env, wait_for_url
-except ImportError:
-    from processes import ManagedProcess, free_port, orca_env, wait_for_url
+from tests.processes import ManagedProcess, free_port, orca_env, wait_for_url
 
 
 def start_intake(tmp_path: Path, *args: str, **env: str) -> tuple[ManagedProcess, str]:

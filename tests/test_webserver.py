@@ -16,12 +16,8 @@ import pytest
 
 from orca.up import location_args
 
-try:  # works whether or not tests/ becomes a package
-    from tests.processes import ManagedProcess, console_script, free_port, orca_env, run_cli, wait_for_url
-    from tests.test_cli import COLLECTION, write_documents
-except ImportError:
-    from processes import ManagedProcess, console_script, free_port, orca_env, run_cli, wait_for_url
-    from test_cli import COLLECTION, write_documents
+from tests.processes import ManagedProcess, console_script, free_port, orca_env, run_cli, wait_for_url
+from tests.test_cli import COLLECTION, write_documents
 
 RUNS_QUERY = """
 query Runs($job: String!) {
