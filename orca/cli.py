@@ -36,10 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"orca {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser(
+    up_command = commands.add_parser(
         "up",
-        help="start the Dagster webserver and daemon (and seed the sample collection)",
-        description="Start dagster-webserver and dagster-daemon on the embedded default instance until Ctrl-C.",
+        help="start the Dagster webserver, the daemon and the REST intake (and seed the sample collection)",
+        description="Start dagster-webserver, dagster-daemon and the REST intake on the embedded default instance "
+        "until Ctrl-C or SIGTERM.",
+    )
+    up_command.add_argument("--no-intake", action="store_true", help="do not start the REST intake")
+    up_command.add_argument(
+        "--pull",
+        action="store_true",
+        help="when Ollama answers but lacks ORCA_EMBED_MODEL, pull it first (runs prepare_model_job; may download "
+        "gigabytes)",
     )
 
     materialize = commands.add_parser(
@@ -81,7 +89,12 @@ def _run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Co
     if args.command == "up":
         from orca.up import up
 
-        return up(settings, out)
+        if args.pull:  # the model is pulled before anything starts (orca/prepare.py)
+            from orca.prepare import pull_before_up
+
+            if (code := pull_before_up(settings, out)) is not None:
+                return code
+        return up(settings, out, intake=not args.no_intake)
     if args.command == "materialize":
         from orca.materialize import materialize
 

@@ -8,6 +8,8 @@ import dagster as dg
 
 from orca_assets.checks import index_checks
 from orca_assets.jobs import embed_collection_job, embedding_assets
+from orca_assets.maintenance import purge_collection_job  # op jobs (issue 7)
+from orca_assets.model_ops import prepare_model_job  # op jobs (issue 7)
 from orca_resources.hashing import HashingEmbedderResource
 from orca_resources.intake_queue_resource import IntakeQueueResource
 from orca_resources.ollama import OllamaResource
@@ -38,7 +40,7 @@ def build_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=embedding_assets,
         asset_checks=index_checks,
-        jobs=[embed_collection_job],
+        jobs=[embed_collection_job, prepare_model_job, purge_collection_job],
         sensors=[inbox_sensor, intake_sensor, intake_run_status_sensor],
         # Built here rather than imported, so ORCA_REINDEX_CRON/ORCA_TIMEZONE are read when definitions load.
         schedules=[build_reindex_schedule()],
@@ -47,6 +49,10 @@ def build_definitions() -> dg.Definitions:
             "warehouse": WarehouseResource(home=env("ORCA_HOME")),
             # Only a URL here: the sensors open the queue inside their evaluations, never at import.
             "intake_queue": IntakeQueueResource(url=env("ORCA_INTAKE_DB_URL"), home=env("ORCA_HOME")),
+            # ---- op jobs (issue 7): prepare_model_job talks to Ollama even when the embedder is the offline
+            # one, so the model can be made ready before switching ORCA_EMBEDDER to ollama.
+            "ollama": OllamaResource(host=env("OLLAMA_HOST"), model=env("ORCA_EMBED_MODEL")),
+            # ---- end of op jobs
         },
     )
 

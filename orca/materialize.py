@@ -2,12 +2,20 @@
 
 The run executes in this process (so it needs no daemon) but is recorded under DAGSTER_HOME like any
 other, so it shows in the webserver. A watcher thread follows the run's event log to draw progress.
+
+It bypasses the run queue, so it keeps the queue's promise itself: while another run of the collection is
+in progress it waits (saying which run), and once its own run is recorded as started, the queue's
+`dagster/partition` limit holds back queued runs of the collection until it ends. Two commands started at
+the same instant are kept apart step by step by the collection lock (orca_assets/collection_lock.py).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import threading
+import time
 import uuid
 
 import dagster as dg
@@ -16,10 +24,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from orca.home import open_instance, prepare_environment, register_collection
 from orca.report import render_summary, summarize
+from orca_assets.collection_lock import collection_lock
 from orca_resources.settings import OrcaSettings
 
 JOB_NAME = "embed_collection_job"
 POLL_SECONDS = 0.3
+WAIT_POLL_SECONDS = 1.0
+PARTITION_TAG = "dagster/partition"
+# An in-process run has no run worker Dagster could check; these tags let a later command see it died.
+PID_TAG, HOST_TAG = "orca/pid", "orca/host"
+ACTIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 # Orca's own errors and dg.Failure carry messages written for users; their class path is noise.
 _USER_FACING_PREFIX = re.compile(r"^(?:orca\w*\.[\w.]*|dagster\._core\.definitions\.events\.Failure): ")
 
@@ -103,6 +117,56 @@ def failure_message(result: dg.ExecuteInProcessResult) -> str:
     return "\n".join(messages)
 
 
+def active_runs(instance: dg.DagsterInstance, collection: str) -> list[dg.DagsterRun]:
+    """Runs of any job writing `collection` that have started and not ended."""
+    return list(instance.get_runs(dg.RunsFilter(statuses=ACTIVE_STATUSES, tags={PARTITION_TAG: collection})))
+
+
+def _dead_local_run(run: dg.DagsterRun) -> bool:
+    """True for an in-process run of this machine whose process is gone (killed before it could record its end)."""
+    pid, host = run.tags.get(PID_TAG), run.tags.get(HOST_TAG)
+    if not pid or host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, ValueError):
+        return False
+    return False
+
+
+def wait_for_collection(
+    instance: dg.DagsterInstance, collection: str, err: Console, *, poll: float = WAIT_POLL_SECONDS
+) -> float:
+    """Wait until no run of `collection` is in progress; return the seconds waited.
+
+    A run left `STARTED` by a killed `orca materialize` of this machine is marked failed instead of waited
+    for; a daemon-launched run that crashed is ended by the daemon's run monitoring.
+    """
+    started = time.monotonic()
+    announced: set[str] = set()
+    while True:
+        waiting = []
+        for run in active_runs(instance, collection):
+            if _dead_local_run(run):
+                instance.report_run_failed(run, f"process {run.tags[PID_TAG]} running it no longer exists")
+                err.print(f"[yellow]note:[/] run {run.run_id} of {collection} was left behind by a killed process; marked failed")
+            else:
+                waiting.append(run)
+        if not waiting:
+            return time.monotonic() - started
+        for run in waiting:
+            if run.run_id not in announced:
+                announced.add(run.run_id)
+                source = run.tags.get("orca/source") or ("orca materialize" if PID_TAG in run.tags else "the daemon")
+                err.print(
+                    f"Waiting for run {run.run_id} ({run.job_name}, from {source}, {run.status.value}) to finish "
+                    f"writing {collection}; Ctrl-C to stop waiting."
+                )
+        time.sleep(poll)
+
+
 def materialize(
     settings: OrcaSettings, collection: str, *, force: bool, out: Console, err: Console, verbose: bool = False
 ) -> int:
@@ -120,8 +184,12 @@ def materialize(
     from orca.definitions import build_definitions
 
     job = build_definitions().resolve_job_def(JOB_NAME)
-    instance = open_instance()
-    if register_collection(instance, collection):
+    # A fresh SQLite instance creates its tables when first opened; two commands doing that at once fail
+    # with "table ... already exists", so they take turns (the lock is a plain file lock on the folder).
+    with collection_lock(settings.dagster_home):
+        instance = open_instance()
+        new = register_collection(instance, collection)
+    if new:
         out.print(f"New collection [bold]{collection}[/] registered.")
     run_config: dict = {"ops": {"embeddings": {"config": {"force": True}}}} if force else {}
     if not verbose and "console" in job.loggers:
@@ -129,7 +197,9 @@ def materialize(
         # instance, and `--verbose` brings the log lines back.
         run_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
 
+    wait_for_collection(instance, collection, err)
     run_id = str(uuid.uuid4())
+    tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), "orca/source": "orca materialize"}
     out.print(f"Materializing [bold]{collection}[/]{' (force: re-embedding everything)' if force else ''}, run {run_id}")
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as progress:
@@ -138,7 +208,8 @@ def materialize(
         watcher.start()
         try:
             result = job.execute_in_process(
-                partition_key=collection, instance=instance, run_config=run_config, run_id=run_id, raise_on_error=False
+                partition_key=collection, instance=instance, run_config=run_config, run_id=run_id, tags=tags,
+                raise_on_error=False,
             )
         finally:
             watcher.stop()

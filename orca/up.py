@@ -156,8 +156,11 @@ def wait_until_ready(supervisor: Supervisor, spec: ChildSpec, timeout: float = R
 
 
 def up(settings: OrcaSettings, console: Console, *, intake: bool = True) -> int:
-    """Run the deployment until Ctrl-C/SIGTERM (exit 0) or until a child dies (exit 1); 2 when the intake
-    would refuse its settings, before anything starts."""
+    """Run the deployment until Ctrl-C/SIGTERM or until a child dies; the exit code.
+
+    0: stopped on request and every child stopped cleanly (0, or ended by our SIGTERM); 1: a child died on its
+    own, or did not stop cleanly; 2: the intake would refuse its settings (checked before anything starts).
+    """
     if intake and (refusal := intake_refusal(settings)):
         Console(stderr=True, soft_wrap=True).print(f"orca up: error: {refusal}", markup=False, highlight=False)
         return USAGE_ERROR
@@ -208,8 +211,13 @@ def up(settings: OrcaSettings, console: Console, *, intake: bool = True) -> int:
     else:
         console.print(f"Received {supervisor.stop_reason or 'stop'}: shutting down.", markup=False)
     outcomes = supervisor.stop()
+    unclean = []
     for child, how in outcomes:
         if child is not dead:
             console.print(f"{child.spec.name} (pid {child.pid}) {how}", markup=False)
+            if how != "stopped":
+                unclean.append(child.spec.name)
     console.print("All Orca processes stopped.", markup=False)
-    return 1 if dead is not None else 0
+    if unclean:
+        console.print(f"error: not a clean stop: {', '.join(unclean)} (see above)", markup=False)
+    return 1 if dead is not None or unclean else 0

@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 from orca_assets.chunking import CHUNKER_VERSION, chunk_text, estimate_tokens
 from orca_assets.documents import DOCUMENTS_FILE, documents
+from orca_assets.collection_lock import one_writer_per_collection
 from orca_assets.partitions import collections_partitions
 from orca_resources.embedder import Embedder
 from orca_resources.warehouse import WarehouseResource
@@ -57,6 +58,7 @@ def effective_max_tokens(requested: int, context_length: int, prefix: str) -> in
     kinds={"python", "parquet"},
     description="Heading-, paragraph- and sentence-aware chunks of every readable document, sized to the model.",
 )
+@one_writer_per_collection
 def chunks(
     context: dg.AssetExecutionContext,
     config: ChunksConfig,

@@ -12,6 +12,7 @@ import dagster as dg
 import pyarrow as pa
 
 from orca_assets.loaders import DocumentError, is_ignored_name, read_document
+from orca_assets.collection_lock import one_writer_per_collection
 from orca_assets.partitions import collections_partitions
 from orca_resources.inbox import read_source
 from orca_resources.warehouse import WarehouseResource
@@ -107,6 +108,7 @@ def _previous_documents(warehouse: WarehouseResource, collection: str) -> dict[s
     kinds={"python", "parquet"},
     description="Every document of the collection's inbox as text, with its content hash and status.",
 )
+@one_writer_per_collection
 def documents(
     context: dg.AssetExecutionContext, config: DocumentsConfig, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:

@@ -3,12 +3,21 @@
 A key is a hash of the embedder's identity (model name, digest, dimensions, prefix) and the chunk text, so a
 chunk is embedded again only when one of those changes. Each finished batch is written as its own part file
 at once, so a crashed run resumes without paying again for it; `compact` folds the parts into one file.
+
+Steps of two runs never overlap on one collection (each holds the collection lock, see collection_lock.py),
+and the parts do not rely on it either: their names are unique per writer and batch, never numbered from
+what is on disk, and `compact` deletes only the parts it has folded in, never one written after it looked,
+so no writer can overwrite or delete another's finished batches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import shutil
+import time
+import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -54,6 +63,7 @@ class EmbeddingStore:
             }
         )
         self.parts = folder / PARTS_DIR / self.identity
+        self._writer = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._next_part = 0
 
     def clear(self) -> None:
@@ -61,13 +71,18 @@ class EmbeddingStore:
         (self.folder / STORE_FILE).unlink(missing_ok=True)
         shutil.rmtree(self.folder / PARTS_DIR, ignore_errors=True)
 
-    def _tables(self) -> Iterable[pa.Table]:
+    def _part_files(self) -> list[Path]:
+        # Names start with a nanosecond stamp, so sorting them is oldest first.
+        return sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []
+
+    def _tables(self, parts: list[Path] | None = None) -> Iterable[pa.Table]:
         compacted = read_parquet(self.folder / STORE_FILE)
         if compacted is not None and (compacted.schema.metadata or {}).get(b"identity") == self.identity.encode():
             yield compacted
-        if self.parts.is_dir():
-            for part in sorted(self.parts.glob("part-*.parquet")):
-                yield pq.read_table(part)
+        for part in self._part_files() if parts is None else parts:
+            table = read_parquet(part)
+            if table is not None:  # folded in and removed by a compaction since it was listed
+                yield table
 
     def known_keys(self) -> set[str]:
         keys: set[str] = set()
@@ -80,16 +95,16 @@ class EmbeddingStore:
         if not keys:
             return
         self.parts.mkdir(parents=True, exist_ok=True)
-        if self._next_part == 0:
-            existing = sorted(self.parts.glob("part-*.parquet"))
-            self._next_part = int(existing[-1].stem.split("-")[1]) + 1 if existing else 1
         table = pa.Table.from_arrays([pa.array(keys, pa.string()), vectors_to_arrow(vectors)], schema=self.schema)
-        write_parquet_atomic(table, self.parts / f"part-{self._next_part:06d}.parquet")
         self._next_part += 1
+        name = f"part-{time.time_ns():020d}-{self._writer}-{self._next_part:06d}.parquet"
+        write_parquet_atomic(table, self.parts / name)
 
     def compact(self, wanted: set[str]) -> pa.Table:
-        """Keep the vectors of `wanted` keys only, in one file; drop the parts and stale identities."""
-        tables = [table.filter(pc.is_in(table["key"], pa.array(sorted(wanted), pa.string()))) for table in self._tables()]
+        """Keep the vectors of `wanted` keys only, in one file; drop the parts folded in and stale identities."""
+        parts = self._part_files()
+        wanted_keys = pa.array(sorted(wanted), pa.string())
+        tables = [table.filter(pc.is_in(table["key"], wanted_keys)) for table in self._tables(parts)]
         merged = pa.concat_tables(tables) if tables else self.schema.empty_table()
         merged = merged.cast(self.schema)
         # A batch that was persisted twice (a resumed run) leaves duplicate keys: keep the first.
@@ -101,5 +116,19 @@ class EmbeddingStore:
             if len(seen) != len(keys):
                 merged = merged.take(pa.array(sorted(seen.values())))
         write_parquet_atomic(merged, self.folder / STORE_FILE)
-        shutil.rmtree(self.folder / PARTS_DIR, ignore_errors=True)
+        for part in parts:
+            part.unlink(missing_ok=True)
+        self._drop_stale_identities()
         return merged
+
+    def _drop_stale_identities(self) -> None:
+        """Parts of other embedding identities can never be used again once the store moved on."""
+        root = self.folder / PARTS_DIR
+        if not root.is_dir():
+            return
+        for folder in root.iterdir():
+            if folder.name != self.identity:
+                shutil.rmtree(folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # not empty: a part was written after compaction listed them
+            self.parts.rmdir()
+            root.rmdir()

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from orca_assets.chunks import CHUNKS_FILE, chunks
 from orca_assets.embedding_store import EmbeddingStore, embedding_key
+from orca_assets.collection_lock import one_writer_per_collection
 from orca_assets.partitions import collections_partitions
 from orca_resources.embedder import Embedder
 from orca_resources.errors import EmbedderError
@@ -34,8 +35,10 @@ def _batches(texts: list[str], size: int) -> Iterator[list[str]]:
     deps=[chunks],
     group_name="embedding",
     kinds={"ollama", "parquet"},
+    pool="ollama",  # the instance's limit on this pool caps embedding steps sharing the Ollama servers
     description="One vector per distinct chunk text for the current embedder; only new or changed chunks are sent.",
 )
+@one_writer_per_collection
 def embeddings(
     context: dg.AssetExecutionContext,
     config: EmbeddingsConfig,

@@ -10,6 +10,7 @@ import pyarrow as pa
 from orca_assets.chunks import CHUNKS_FILE
 from orca_assets.embedding_store import STORE_FILE, embedding_key
 from orca_assets.embeddings import embeddings
+from orca_assets.collection_lock import one_writer_per_collection
 from orca_assets.partitions import collections_partitions
 from orca_resources.warehouse import INDEX_FILE, WarehouseResource
 
@@ -74,6 +75,7 @@ def build_index(chunk_table: pa.Table, store: pa.Table) -> pa.Table:
     description="The served index: one row per current chunk with its vector "
     "(`warehouse/<collection>/embedding_index.parquet`).",
 )
+@one_writer_per_collection
 def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     collection = context.partition_key
     started = time.perf_counter()

@@ -20,6 +20,7 @@ from orca_intake.errors import install_error_handlers
 from orca_intake.limits import BodySizeLimit
 from orca_intake.metrics import IntakeMetrics, MetricsMiddleware
 from orca_intake.routers import collections, documents, embeddings, health, jobs, search
+from orca_intake.run_metrics import shared_instance
 from orca_intake.settings import IntakeSettings, get_settings
 from orca_resources.embedder import Embedder
 from orca_resources.hashing import HashingEmbedderResource
@@ -95,7 +96,10 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.dagster_instance = None
     app.state.dagster_lock = threading.Lock()
-    app.state.metrics = IntakeMetrics(lambda: getattr(app.state, "queue", None))
+    app.state.metrics = IntakeMetrics(
+        lambda: getattr(app.state, "queue", None),
+        instance=lambda: shared_instance(app.state, settings.orca.dagster_home),
+    )
     # Endpoints read settings through the get_settings dependency; make it answer this app's settings.
     app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)

@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from orca_intake.run_metrics import DagsterRunsCollector
 from orca_resources.intake_queue import IntakeQueue
 
 log = logging.getLogger("orca_intake")
@@ -46,9 +47,13 @@ class QueueDepthCollector(Collector):
 
 
 class IntakeMetrics:
-    """The metrics of one app and the registry they live in."""
+    """The metrics of one app and the registry they live in.
 
-    def __init__(self, queue: Callable[[], IntakeQueue | None]):
+    `instance` returns the Dagster instance (or None while there is none yet); with it, the app also exports
+    runs by status and each collection's last throughput (orca_intake/run_metrics.py).
+    """
+
+    def __init__(self, queue: Callable[[], IntakeQueue | None], instance: Callable[[], object] | None = None):
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "orca_intake_requests", "HTTP requests answered.", ["method", "route", "status"], registry=self.registry
@@ -73,6 +78,9 @@ class IntakeMetrics:
             "orca_intake_internal_errors", "Requests that failed on a bug (answered 500).", registry=self.registry
         )
         self.registry.register(QueueDepthCollector(queue))
+        self.runs = DagsterRunsCollector(instance) if instance is not None else None
+        if self.runs is not None:
+            self.registry.register(self.runs)
 
 
 class MetricsMiddleware:

@@ -33,3 +33,7 @@ class ContextLengthExceeded(EmbedderBadRequest):
 
 class InvalidResponse(EmbedderError):
     """The server answered, but not with what the protocol promises (bad JSON, wrong count, NaN, zero vectors)."""
+
+
+class StreamError(EmbedderBadRequest):
+    """A streamed answer (HTTP 200, e.g. `/api/pull`) carried an `{"error": ...}` line: the server's message."""

@@ -109,6 +109,10 @@ class OllamaResource(dg.ConfigurableResource):
                 self._hosts.close()
                 self._hosts = None
 
+    def http(self) -> OllamaHosts:
+        """The HTTP machinery every call goes through (opened on first use); model management uses it too."""
+        return self._http()
+
     def _http(self) -> OllamaHosts:
         with self._lock:
             if self._hosts is None:

@@ -6,13 +6,14 @@ error mapping behave the same for embedding, model lookup, preload and version c
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import dagster as dg
 import httpx
@@ -24,6 +25,7 @@ from orca_resources.errors import (
     EmbedderUnavailable,
     InvalidResponse,
     ModelNotFound,
+    StreamError,
 )
 
 # Paths whose 404 means "model not pulled"; elsewhere a 404 means the URL is not an Ollama server.
@@ -156,10 +158,14 @@ class OllamaHosts:
         host: str | None = None,
         parse: Callable[[Any], Any] | None = None,
         retries: int | None = None,
+        on_line: Callable[[dict], None] | None = None,
     ) -> tuple[str, Any]:
         """Send one call, retrying transient failures (on another healthy host when there is one).
 
         `parse` validates a 2xx JSON body and raises InvalidResponse for a wrong one, which is retried.
+        With `on_line`, the answer is read as a stream of NDJSON objects (`"stream": true` calls such as
+        `/api/pull`): each one is handed to `on_line` as it arrives, and `parse` sees the last one. A line
+        carrying `{"error": ...}` raises StreamError with the server's message, though the status was 200.
         Returns (host that answered, parsed body).
         """
         retries = self.policy.max_retries if retries is None else retries
@@ -168,7 +174,10 @@ class OllamaHosts:
             chosen = self._acquire(host, avoid)
             verdict: bool | None = None
             try:
-                data = self._attempt(chosen, method, path, payload)
+                if on_line is None:
+                    data = self._attempt(chosen, method, path, payload)
+                else:
+                    data = self._attempt_stream(chosen, method, path, payload, on_line)
                 result = parse(data) if parse else data
                 verdict = True
                 return chosen, result
@@ -206,12 +215,41 @@ class OllamaHosts:
             response = self._clients[host].request(method, path, json=payload)
         except httpx.TransportError as exc:
             raise _Retryable(f"{host}: {_describe(exc)}", host_fault=True) from exc
-        status = response.status_code
-        if status < 300:
+        if response.status_code < 300:
             try:
                 return response.json()
             except ValueError as exc:
                 raise InvalidResponse(f"answered {path} with invalid JSON ({response.text[:80]!r}...)") from exc
+        self._raise_for_status(host, method, path, response)
+
+    def _attempt_stream(
+        self, host: str, method: str, path: str, payload: dict | None, on_line: Callable[[dict], None]
+    ) -> Any:
+        """One streamed attempt: NDJSON objects to `on_line` as they arrive; returns the last one."""
+        last: Any = None
+        try:
+            with self._clients[host].stream(method, path, json=payload) as response:
+                if response.status_code >= 300:
+                    response.read()
+                    self._raise_for_status(host, method, path, response)
+                for line in response.iter_lines():
+                    if not line.strip():
+                        continue
+                    try:
+                        data = json.loads(line)
+                    except ValueError as exc:
+                        raise InvalidResponse(f"streamed a line of {path} that is not JSON ({line[:80]!r})") from exc
+                    if isinstance(data, dict) and "error" in data:
+                        raise StreamError(f"{host} reported an error during {method} {path}: {data['error']}")
+                    on_line(data if isinstance(data, dict) else {"value": data})
+                    last = data
+        except httpx.TransportError as exc:  # also a connection cut in the middle of the stream
+            raise _Retryable(f"{host}: {_describe(exc)}", host_fault=True) from exc
+        return last
+
+    def _raise_for_status(self, host: str, method: str, path: str, response: httpx.Response) -> NoReturn:
+        """Map a non-2xx answer to the error the caller can act on (or a retryable one)."""
+        status = response.status_code
         message = _error_text(response)
         if status == 404:
             if path in MODEL_PATHS:

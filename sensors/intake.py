@@ -15,6 +15,10 @@ resource config for the embedder, because Dagster replaces a Pythonic resource's
 (a partial `{"model": ...}` would silently reset host, batch size, ... to their class defaults). When the
 configured embedder has no such field (the hashing embedder) or a field cannot be carried over safely, the
 requests are marked failed with the reason instead of running with another model than asked for.
+
+Op-job kinds (`prepare_model`, `purge`) become runs of `prepare_model_job` and `purge_collection_job`; how
+they are grouped and configured is in `sensors.intake_ops`. A collection's embed requests made after a
+purge do not join a run ahead of it: they wait until the purge has been launched.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from typing import Any
 import dagster as dg
 
 from orca_assets.jobs import embed_collection_job
+from orca_assets.maintenance import purge_collection_job  # op-job kinds (issue 7)
+from orca_assets.model_ops import prepare_model_job  # op-job kinds (issue 7)
 from orca_assets.partitions import collections_partitions
 from orca_resources.embedder import Embedder
 from orca_resources.hashing import MODEL_NAME as HASHING_MODEL
@@ -36,6 +42,7 @@ from orca_resources.ollama import same_model
 from orca_resources.settings import is_valid_collection
 from orca_resources.warehouse import WarehouseResource
 from sensors.fingerprint import FINGERPRINT_TAG, SOURCE_TAG, fingerprint
+from sensors.intake_ops import OP_KINDS, OpRequestRejected, op_group, op_run_request  # op-job kinds (issue 7)
 
 MAX_QUEUED_ROWS = 500
 MAX_RUNS_PER_TICK = 20
@@ -89,6 +96,12 @@ def _groups(rows: list[IntakeRequest]) -> list[list[IntakeRequest]]:
         by_collection.setdefault(row.collection, []).append(row)
     groups = []
     for members in by_collection.values():
+        # ---- op-job kinds (issue 7): a purge is a barrier; requests after it wait until it is launched
+        if members[0].kind in OP_KINDS:
+            groups.append(op_group(members)[:MAX_REQUESTS_PER_RUN])
+            continue
+        members = members[: next((i for i, row in enumerate(members) if row.kind == "purge"), None)]
+        # ---- end of op-job kinds
         model = members[0].payload.get("model") or None
         same = [row for row in members if (row.payload.get("model") or None) == model]
         groups.append(same[:MAX_REQUESTS_PER_RUN])
@@ -105,7 +118,7 @@ def _run_config(group: list[IntakeRequest], resources: dict | None) -> dict:
 
 
 @dg.sensor(
-    job=embed_collection_job,
+    jobs=[embed_collection_job, prepare_model_job, purge_collection_job],
     minimum_interval_seconds=3,  # below the daemon's 5 s loop, so every loop picks up new requests
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launches one run per collection for the requests the REST intake queued.",
@@ -130,6 +143,20 @@ def intake_sensor(
         if len(run_requests) >= MAX_RUNS_PER_TICK:
             break
         collection, ids = group[0].collection, [row.request_id for row in group]
+        # ---- op-job kinds (issue 7)
+        if group[0].kind in OP_KINDS:
+            op_tags = {SOURCE_TAG: "intake", REQUEST_TAG: ids[0], REQUEST_IDS_TAG: ",".join(ids)}
+            try:
+                run_requests.append(op_run_request(group, op_tags, known, warehouse.root))
+            except OpRequestRejected as error:
+                queue.set_status(ids, "failed", error=str(error))
+                context.log.warning(f"{len(ids)} {group[0].kind} request(s) failed: {error}")
+                failed += len(ids)
+                continue
+            launched.extend(ids)
+            context.log.info(f"{group[0].kind} {collection}: one run for {len(ids)} request(s), key {ids[0]}")
+            continue
+        # ---- end of op-job kinds
         model = group[0].payload.get("model") or None
         folder = warehouse.root / "inbox" / collection
         try:
@@ -156,7 +183,10 @@ def intake_sensor(
         if resources:
             tags[MODEL_TAG] = model
         run_requests.append(
-            dg.RunRequest(run_key=ids[0], partition_key=collection, run_config=_run_config(group, resources), tags=tags)
+            dg.RunRequest(
+                run_key=ids[0], job_name=embed_collection_job.name, partition_key=collection,
+                run_config=_run_config(group, resources), tags=tags,
+            )
         )
         launched.extend(ids)
         context.log.info(f"{collection}: one run for {len(ids)} request(s), key {ids[0]}")

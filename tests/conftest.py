@@ -199,3 +199,53 @@ def sensor_harness(tmp_path) -> Iterator[SensorHarness]:
 
 
 # ---- end of sensor and schedule fixtures --------------------------------------------------------
+
+
+# ---- PostgreSQL fixtures (owner: production deployment, issue 4) --------------------------------
+# One throwaway cluster per test session (tests/postgres.py); each test gets its own database. Without
+# PostgreSQL the tests that use it skip, saying why, except where CI=true or ORCA_REQUIRE_POSTGRES=1.
+import itertools  # noqa: E402
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A running throwaway PostgreSQL server (tests.postgres.PostgresServer), stopped and removed at the end."""
+    from tests.postgres import PostgresUnavailable, postgres_required, start_server
+
+    try:
+        server = start_server()
+    except PostgresUnavailable as error:
+        if postgres_required():
+            pytest.fail(f"PostgreSQL is required here (CI=true or ORCA_REQUIRE_POSTGRES=1): {error}", pytrace=False)
+        pytest.skip(f"PostgreSQL tests need a local PostgreSQL installation: {error}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_database(postgres_server) -> str:
+    """The name of a fresh, empty database on the session's server."""
+    return postgres_server.create_database(f"orca_test_{next(_database_numbers)}")
+
+
+# ---- end of PostgreSQL fixtures -----------------------------------------------------------------
+
+
+# ---- Op job fixtures (owner: orca_assets/model_ops.py, orca_assets/maintenance.py) --------------
+@pytest.fixture
+def op_job() -> Callable[..., dg.JobDefinition]:
+    """Resolve `prepare_model_job` or `purge_collection_job` by name, bound to the given resources."""
+    from orca_assets.maintenance import purge_collection_job
+    from orca_assets.model_ops import prepare_model_job
+
+    jobs = {job.name: job for job in (prepare_model_job, purge_collection_job)}
+
+    def resolve(name: str, **resources: object) -> dg.JobDefinition:
+        return dg.Definitions(jobs=[jobs[name]], resources=resources).resolve_job_def(name)
+
+    return resolve
+
+
+# ---- end of op job fixtures ---------------------------------------------------------------------

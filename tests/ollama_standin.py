@@ -4,6 +4,11 @@ It models what matters to a client: one embedding slot per server (requests queu
 a bounded queue (503 when full), a model load on first use, a real context shorter than advertised,
 and the faults seen in the field (errors, dropped connections, NaN/zero vectors, bad JSON). Vectors are
 deterministic, so a test can compare what a client stored with `vector_for(model, text_as_sent)`.
+
+`POST /api/pull` streams NDJSON progress as Ollama does (`pulling manifest`, per layer `pulling <digest>`
+with `total`/`completed`, `verifying sha256 digest`, `writing manifest`, `success`) and registers the model
+at the end; `pull_delay` spaces the lines, `fail_pull_after` sends an `{"error": ...}` line mid-stream
+with HTTP 200, and a name never made pullable fails the way the registry does (manifest not found).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ class StandInStats:
     busy_seconds: float = 0.0
     max_concurrent_embed: int = 0
     inputs: list[str] = field(default_factory=list)
+    pulls: list[str] = field(default_factory=list)  # models whose pull completed, in order
 
 
 @dataclass
@@ -67,6 +73,7 @@ class _Fault:
     headers: dict | None = None
     corruption: str = ""
     seconds: float = 0.0
+    after_lines: int = 0  # "error_line": progress lines sent before the error line
 
 
 class _Server(ThreadingHTTPServer):
@@ -112,6 +119,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def start_stream(self, status: int = 200) -> None:
+        """Start a chunked NDJSON answer, as Ollama streams `/api/pull`."""
+        self.send_response(status)
+        self.send_header("Content-Type", "application/x-ndjson")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def stream_line(self, payload: Any) -> None:
+        data = json.dumps(payload).encode() + b"\n"
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def end_stream(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
 
 class OllamaStandIn:
     """A fake Ollama server on 127.0.0.1 with knobs for cost, context and faults (see module docstring)."""
@@ -136,6 +159,9 @@ class OllamaStandIn:
         self.load_seconds = load_seconds
         self.max_queue = max_queue
         self.real_context_tokens: int | None = None
+        self.pull_delay = 0.0  # seconds before each /api/pull progress line
+        self.pull_steps = 4  # progress lines per layer after its first
+        self._registry: dict[str, dict] = {}
         self.url = ""
         self.stats = StandInStats()
         self._models: dict[str, _Model] = {}
@@ -148,6 +174,7 @@ class OllamaStandIn:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.add_model(model)
+        self.make_pullable(model)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> OllamaStandIn:
@@ -194,6 +221,31 @@ class OllamaStandIn:
             digest=digest or hashlib.sha256(key.encode()).hexdigest(),
             architecture=self.architecture,
         )
+
+    def make_pullable(
+        self,
+        name: str,
+        *,
+        layer_sizes: tuple[int, ...] = (274_302_450, 11_357, 420),
+        dimensions: int | None = None,
+        context_length: int | None = None,
+        digest: str | None = None,
+    ) -> None:
+        """Let `POST /api/pull` fetch `name`: layers of these sizes, then the model as `add_model` makes it."""
+        key = canonical(name)
+        layers = [
+            (f"sha256:{hashlib.sha256(f'{key}#{i}'.encode()).hexdigest()}", size) for i, size in enumerate(layer_sizes)
+        ]
+        self._registry[key] = {
+            "layers": layers, "dimensions": dimensions, "context_length": context_length, "digest": digest,
+        }
+
+    def fail_pull_after(self, lines: int, error: str, *, times: int = 1) -> None:
+        """The next `times` pulls send `lines` progress lines, then `{"error": error}`, all with HTTP 200."""
+        self._queue_fault("/api/pull", _Fault("error_line", times, body=error, after_lines=lines))
+
+    def has_model(self, name: str) -> bool:
+        return canonical(name) in self._models
 
     def remove_model(self, name: str) -> None:
         self._models.pop(canonical(name), None)
@@ -301,6 +353,8 @@ class OllamaStandIn:
             return handler.send_json(fault.status, body, headers=fault.headers)
         if fault and fault.kind == "delay":
             time.sleep(fault.seconds)
+        if (method, path) == ("POST", "/api/pull"):
+            return self._pull(handler, payload, fault)
         routes = {
             ("GET", "/api/version"): lambda: (200, {"version": "0.12.6"}),
             ("GET", "/api/tags"): self._tags,
@@ -417,3 +471,51 @@ class OllamaStandIn:
         elif kind == "malformed":
             return 200, json.dumps(body).encode()[: 40]
         return 200, body
+
+    # -- pull ------------------------------------------------------------------------------------
+    def _pull_lines(self, name: str) -> list[dict]:
+        entry = self._registry.get(canonical(name))
+        lines: list[dict] = [{"status": "pulling manifest"}]
+        if entry is None:
+            return [*lines, {"error": "pull model manifest: file does not exist"}]
+        for digest, size in entry["layers"]:
+            status = f"pulling {digest.removeprefix('sha256:')[:12]}"
+            lines.append({"status": status, "digest": digest, "total": size})
+            for step in range(1, self.pull_steps + 1):
+                completed = size * step // self.pull_steps
+                lines.append({"status": status, "digest": digest, "total": size, "completed": completed})
+        return [*lines, {"status": "verifying sha256 digest"}, {"status": "writing manifest"}]
+
+    def _pull(self, handler: _Handler, payload: dict, fault: _Fault | None) -> None:
+        name = payload.get("model") or payload.get("name") or ""
+        if not name:
+            return handler.send_json(400, {"error": "model is required"})
+        lines = self._pull_lines(name)
+        if fault and fault.kind == "error_line":
+            lines = [*lines[: fault.after_lines], {"error": fault.body}]
+        complete = "error" not in lines[-1]
+        if payload.get("stream") is False:
+            time.sleep(self.pull_delay * len(lines))
+            if not complete:
+                return handler.send_json(500, lines[-1])
+            self._registered(name)
+            return handler.send_json(200, {"status": "success"})
+        handler.start_stream()
+        try:
+            for line in lines:
+                time.sleep(self.pull_delay)
+                handler.stream_line(line)
+            if complete:
+                self._registered(name)
+                handler.stream_line({"status": "success"})
+            handler.end_stream()
+        except OSError:
+            handler.close_connection = True  # the client went away mid-pull, as it may with a real server
+
+    def _registered(self, name: str) -> None:
+        entry = self._registry[canonical(name)]
+        self.add_model(
+            name, dimensions=entry["dimensions"], context_length=entry["context_length"], digest=entry["digest"]
+        )
+        with self._state:
+            self.stats.pulls.append(canonical(name))

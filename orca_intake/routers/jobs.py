@@ -1,4 +1,4 @@
-"""Ad hoc jobs (`embed`, `reindex`) and the status of any queued request."""
+"""Ad hoc jobs (`embed`, `reindex`, and the op jobs `prepare_model` and `purge`) and any request's status."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orca_intake.dependencies import MetricsDep, QueueDep, SettingsDep
 from orca_intake.errors import ERROR_RESPONSES, ErrorBody, NotFound
@@ -17,15 +17,27 @@ router = APIRouter(prefix="/v1", tags=["jobs"])
 JobState = Literal["queued", "launched", "running", "succeeded", "failed", "canceled"]
 
 
+# Which optional fields each kind accepts; another one set is refused rather than silently ignored.
+KIND_FIELDS = {
+    "embed": {"force", "model"},
+    "reindex": {"force", "model"},
+    "purge": {"delete_inbox"},
+    "prepare_model": {"force_pull"},
+}
+
+
 class JobRequest(BaseModel):
-    """An ad hoc job for one collection."""
+    """An ad hoc job: for one collection, or (`prepare_model`) for the embedding model itself."""
 
     model_config = ConfigDict(extra="forbid")
 
-    collection: str = Field(description="An existing collection.")
-    kind: Literal["embed", "reindex"] = Field(
+    collection: str | None = Field(None, description="An existing collection (not for `prepare_model`).")
+    kind: Literal["embed", "reindex", "purge", "prepare_model"] = Field(
         description="`embed`: bring the index up to date with the inbox; `reindex`: rebuild it (with `force`, "
-        "embedding every chunk again instead of reusing stored vectors)."
+        "embedding every chunk again instead of reusing stored vectors); `purge`: remove the collection's "
+        "index, data and partition (its documents too with `delete_inbox`); `prepare_model`: check the Ollama "
+        "hosts, pull the configured model where it is missing (all of it again with `force_pull`), confirm "
+        "its shape and load it."
     )
     force: bool = Field(False, description="Forget stored vectors and embed every chunk again.")
     model: str | None = Field(
@@ -35,18 +47,43 @@ class JobRequest(BaseModel):
         pattern=r"^[^\x00-\x1f\x7f]+$",
         description="Embedding model for this run, when it should differ from the configured one.",
     )
+    delete_inbox: bool = Field(False, description="`purge` only: delete the collection's documents as well.")
+    force_pull: bool = Field(False, description="`prepare_model` only: pull even where the model is present.")
 
     @field_validator("collection")
     @classmethod
-    def _collection_name(cls, value: str) -> str:
-        return check_collection(value)
+    def _collection_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_collection(value)
+
+    @model_validator(mode="after")
+    def _fields_fit_the_kind(self) -> "JobRequest":
+        if (self.collection is None) != (self.kind == "prepare_model"):
+            raise ValueError(
+                "`prepare_model` takes no collection" if self.collection else f"`{self.kind}` needs a collection"
+            )
+        defaults = {name: field.default for name, field in type(self).model_fields.items()}
+        stray = sorted(
+            name for name in self.model_fields_set - {"collection", "kind"}
+            if name not in KIND_FIELDS[self.kind] and getattr(self, name) != defaults[name]
+        )
+        if stray:
+            raise ValueError(f"not an option of kind `{self.kind}`: {', '.join(stray)}")
+        return self
+
+    def payload(self) -> dict[str, Any]:
+        """What the queue row keeps for the sensor that launches the run."""
+        if self.kind == "purge":
+            return {"delete_inbox": self.delete_inbox}
+        if self.kind == "prepare_model":
+            return {"force_pull": self.force_pull}
+        return {"force": self.force, "model": self.model}
 
 
 class JobAccepted(BaseModel):
     """The job is committed to the queue; follow it with `GET /v1/jobs/{request_id}`."""
 
     request_id: str
-    collection: str
+    collection: str | None
     kind: str
     status: Literal["queued"] = "queued"
 
@@ -56,7 +93,7 @@ class JobStatus(BaseModel):
 
     request_id: str
     kind: str
-    collection: str
+    collection: str | None = Field(description="The collection; null for `prepare_model`.")
     status: JobState
     run_id: str | None = Field(description="The Dagster run, once one was launched.")
     run_url: str | None = Field(description="That run's page in the Dagster webserver.")
@@ -70,14 +107,20 @@ class JobStatus(BaseModel):
 @router.post(
     "/jobs",
     status_code=202,
-    summary="Queue an embed or reindex job",
+    summary="Queue an embed, reindex, purge or prepare_model job",
     responses={**ERROR_RESPONSES, 404: {"model": ErrorBody}},
 )
 def post_job(job: JobRequest, settings: SettingsDep, queue: QueueDep, metrics: MetricsDep) -> JobAccepted:
-    """Queue a job for an existing collection; a sensor turns it into a Dagster run within seconds."""
-    if not settings.inbox_dir(job.collection).is_dir():
-        raise NotFound(f"collection '{job.collection}' does not exist", code="collection_not_found")
-    queued = queue.enqueue(job.kind, job.collection, {"force": job.force, "model": job.model})
+    """Queue a job (for an existing collection); a sensor turns it into a Dagster run within seconds."""
+    if job.collection is not None:
+        # A collection whose inbox is gone may still hold an index worth purging.
+        exists = settings.inbox_dir(job.collection).is_dir() or (
+            job.kind == "purge" and settings.index_path(job.collection).parent.is_dir()
+        )
+        if not exists:
+            raise NotFound(f"collection '{job.collection}' does not exist", code="collection_not_found")
+    # The queue's collection column is required; a prepare_model request belongs to no collection.
+    queued = queue.enqueue(job.kind, job.collection or "", job.payload())
     metrics.jobs_queued.labels(job.kind).inc()
     return JobAccepted(request_id=queued.request_id, collection=job.collection, kind=job.kind)
 
@@ -95,7 +138,7 @@ def get_job(
     return JobStatus(
         request_id=found.request_id,
         kind=found.kind,
-        collection=found.collection,
+        collection=found.collection or None,
         status=found.status,
         run_id=found.run_id,
         run_url=settings.run_url(found.run_id),
