@@ -13,6 +13,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from orca_assets.collection_lock import collection_lock
+
 from orca_resources.settings import OrcaSettings
 
 COLLECTIONS_PARTITIONS = "collections"
@@ -24,6 +26,9 @@ FALLBACK_DAGSTER_YAML = """\
 run_coordinator:
   module: dagster.core.run_coordinator
   class: QueuedRunCoordinator
+  config:
+    # The default 5 s between dequeues is most of the wait from an API call to a started run.
+    dequeue_interval_seconds: 1
 concurrency:
   runs:
     max_concurrent_runs: 4
@@ -74,8 +79,13 @@ def prepare_environment(settings: OrcaSettings) -> dict[str, str]:
 
 
 def open_instance() -> dg.DagsterInstance:
-    """The persistent instance under DAGSTER_HOME (call `prepare_environment` first)."""
-    return dg.DagsterInstance.get()
+    """The persistent instance under DAGSTER_HOME (call `prepare_environment` first).
+
+    A fresh SQLite instance creates its tables when first opened; two commands doing that at once fail with
+    "table ... already exists", so openers take turns on a file lock in DAGSTER_HOME.
+    """
+    with collection_lock(Path(os.environ["DAGSTER_HOME"])):
+        return dg.DagsterInstance.get()
 
 
 def register_collection(instance: dg.DagsterInstance, collection: str) -> bool:

@@ -24,7 +24,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from orca.home import open_instance, prepare_environment, register_collection
 from orca.report import render_summary, summarize
-from orca_assets.collection_lock import collection_lock
 from orca_resources.settings import OrcaSettings
 
 JOB_NAME = "embed_collection_job"
@@ -162,7 +161,8 @@ def wait_for_collection(
                 source = run.tags.get("orca/source") or ("orca materialize" if PID_TAG in run.tags else "the daemon")
                 err.print(
                     f"Waiting for run {run.run_id} ({run.job_name}, from {source}, {run.status.value}) to finish "
-                    f"writing {collection}; Ctrl-C to stop waiting."
+                    f"writing {collection}; Ctrl-C to stop waiting. (A run whose process is gone can be ended in "
+                    "the webserver: Terminate, with force.)"
                 )
         time.sleep(poll)
 
@@ -184,11 +184,8 @@ def materialize(
     from orca.definitions import build_definitions
 
     job = build_definitions().resolve_job_def(JOB_NAME)
-    # A fresh SQLite instance creates its tables when first opened; two commands doing that at once fail
-    # with "table ... already exists", so they take turns (the lock is a plain file lock on the folder).
-    with collection_lock(settings.dagster_home):
-        instance = open_instance()
-        new = register_collection(instance, collection)
+    instance = open_instance()
+    new = register_collection(instance, collection)
     if new:
         out.print(f"New collection [bold]{collection}[/] registered.")
     run_config: dict = {"ops": {"embeddings": {"config": {"force": True}}}} if force else {}
