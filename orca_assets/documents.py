@@ -11,10 +11,10 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 
-from orca_assets.loaders import DocumentError, is_ignored_name, read_document
+from orca_assets.loaders import DocumentError, read_document
 from orca_assets.collection_lock import one_writer_per_collection
 from orca_assets.partitions import collections_partitions
-from orca_resources.inbox import read_source
+from orca_resources.inbox import is_ignored_name, read_source
 from orca_resources.warehouse import WarehouseResource
 
 DOCUMENTS_FILE = "documents.parquet"

@@ -15,7 +15,6 @@ from pathlib import Path
 
 # The naming rules live with the inbox, which the REST intake shares (it cannot import orca_assets).
 from orca_resources.inbox import DOCUMENT_SUFFIXES as SUPPORTED_SUFFIXES
-from orca_resources.inbox import is_ignored_name  # noqa: F401 - re-exported for the scanners
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 

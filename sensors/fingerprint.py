@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from orca_assets.loaders import is_ignored_name
+from orca_resources.inbox import is_ignored_name
 from orca_resources.settings import is_valid_collection
 
 DIGEST_CHARS = 16

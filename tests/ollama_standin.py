@@ -15,30 +15,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import socket
 import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
 
-BUSY = "server busy, please try again.  maximum pending requests exceeded"
-TOO_LONG = "the input length exceeds the context length"
-CORRUPTIONS = ("nan", "zero", "short", "malformed", "wrong_dims")
-
-
-def canonical(name: str) -> str:
-    """Ollama treats `name` and `name:latest` as the same model."""
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
-
-
-def token_count(text: str) -> int:
-    return math.ceil(len(text.encode("utf-8")) / 4)
+from tests.ollama_standin_http import (  # noqa: F401 - BUSY, TOO_LONG, CORRUPTIONS, token_count are re-exported
+    BUSY,
+    CORRUPTIONS,
+    TOO_LONG,
+    _Fault,
+    _Handler,
+    _Model,
+    _Server,
+    canonical,
+    token_count,
+)
+from tests.ollama_standin_pull import PullMixin
 
 
 @dataclass
@@ -54,89 +51,7 @@ class StandInStats:
     pulls: list[str] = field(default_factory=list)  # models whose pull completed, in order
 
 
-@dataclass
-class _Model:
-    dimensions: int
-    context_length: int
-    digest: str
-    architecture: str
-    loaded: bool = False
-    modified_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
-
-
-@dataclass
-class _Fault:
-    kind: str  # "fail", "corrupt", "delay", "drop"
-    remaining: int
-    status: int = 500
-    body: dict | str | None = None
-    headers: dict | None = None
-    corruption: str = ""
-    seconds: float = 0.0
-    after_lines: int = 0  # "error_line": progress lines sent before the error line
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    standin: OllamaStandIn
-
-    def handle_error(self, request, client_address) -> None:
-        # Connections cut by stop() or by the client are expected; tracebacks would only be noise.
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes; Nagle would stall keep-alive
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.standin._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.standin._track(self.connection, add=False)
-
-    def do_GET(self) -> None:
-        self.server.standin._dispatch(self, "GET")
-
-    def do_POST(self) -> None:
-        self.server.standin._dispatch(self, "POST")
-
-    def send_json(self, status: int, payload: Any, headers: dict | None = None, raw: bytes | None = None) -> None:
-        body = raw if raw is not None else json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, str(value))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def start_stream(self, status: int = 200) -> None:
-        """Start a chunked NDJSON answer, as Ollama streams `/api/pull`."""
-        self.send_response(status)
-        self.send_header("Content-Type", "application/x-ndjson")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-
-    def stream_line(self, payload: Any) -> None:
-        data = json.dumps(payload).encode() + b"\n"
-        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        self.wfile.flush()
-
-    def end_stream(self) -> None:
-        self.wfile.write(b"0\r\n\r\n")
-        self.wfile.flush()
-
-
-class OllamaStandIn:
+class OllamaStandIn(PullMixin):
     """A fake Ollama server on 127.0.0.1 with knobs for cost, context and faults (see module docstring)."""
 
     def __init__(
@@ -221,28 +136,6 @@ class OllamaStandIn:
             digest=digest or hashlib.sha256(key.encode()).hexdigest(),
             architecture=self.architecture,
         )
-
-    def make_pullable(
-        self,
-        name: str,
-        *,
-        layer_sizes: tuple[int, ...] = (274_302_450, 11_357, 420),
-        dimensions: int | None = None,
-        context_length: int | None = None,
-        digest: str | None = None,
-    ) -> None:
-        """Let `POST /api/pull` fetch `name`: layers of these sizes, then the model as `add_model` makes it."""
-        key = canonical(name)
-        layers = [
-            (f"sha256:{hashlib.sha256(f'{key}#{i}'.encode()).hexdigest()}", size) for i, size in enumerate(layer_sizes)
-        ]
-        self._registry[key] = {
-            "layers": layers, "dimensions": dimensions, "context_length": context_length, "digest": digest,
-        }
-
-    def fail_pull_after(self, lines: int, error: str, *, times: int = 1) -> None:
-        """The next `times` pulls send `lines` progress lines, then `{"error": error}`, all with HTTP 200."""
-        self._queue_fault("/api/pull", _Fault("error_line", times, body=error, after_lines=lines))
 
     def has_model(self, name: str) -> bool:
         return canonical(name) in self._models
@@ -471,51 +364,3 @@ class OllamaStandIn:
         elif kind == "malformed":
             return 200, json.dumps(body).encode()[: 40]
         return 200, body
-
-    # -- pull ------------------------------------------------------------------------------------
-    def _pull_lines(self, name: str) -> list[dict]:
-        entry = self._registry.get(canonical(name))
-        lines: list[dict] = [{"status": "pulling manifest"}]
-        if entry is None:
-            return [*lines, {"error": "pull model manifest: file does not exist"}]
-        for digest, size in entry["layers"]:
-            status = f"pulling {digest.removeprefix('sha256:')[:12]}"
-            lines.append({"status": status, "digest": digest, "total": size})
-            for step in range(1, self.pull_steps + 1):
-                completed = size * step // self.pull_steps
-                lines.append({"status": status, "digest": digest, "total": size, "completed": completed})
-        return [*lines, {"status": "verifying sha256 digest"}, {"status": "writing manifest"}]
-
-    def _pull(self, handler: _Handler, payload: dict, fault: _Fault | None) -> None:
-        name = payload.get("model") or payload.get("name") or ""
-        if not name:
-            return handler.send_json(400, {"error": "model is required"})
-        lines = self._pull_lines(name)
-        if fault and fault.kind == "error_line":
-            lines = [*lines[: fault.after_lines], {"error": fault.body}]
-        complete = "error" not in lines[-1]
-        if payload.get("stream") is False:
-            time.sleep(self.pull_delay * len(lines))
-            if not complete:
-                return handler.send_json(500, lines[-1])
-            self._registered(name)
-            return handler.send_json(200, {"status": "success"})
-        handler.start_stream()
-        try:
-            for line in lines:
-                time.sleep(self.pull_delay)
-                handler.stream_line(line)
-            if complete:
-                self._registered(name)
-                handler.stream_line({"status": "success"})
-            handler.end_stream()
-        except OSError:
-            handler.close_connection = True  # the client went away mid-pull, as it may with a real server
-
-    def _registered(self, name: str) -> None:
-        entry = self._registry[canonical(name)]
-        self.add_model(
-            name, dimensions=entry["dimensions"], context_length=entry["context_length"], digest=entry["digest"]
-        )
-        with self._state:
-            self.stats.pulls.append(canonical(name))

@@ -5,11 +5,7 @@ failed (with the error) or canceled; lost launches are queued again."""
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
-
 import dagster as dg
-import pytest
 
 import sensors.intake as intake_module
 import sensors.run_status as status_module
