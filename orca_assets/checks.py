@@ -1,6 +1,7 @@
 """Asset checks on the served index: right dimension, sound vectors, one row per chunk, no deleted documents."""
 
 
+import warnings
 from collections import Counter
 
 import dagster as dg
@@ -16,6 +17,10 @@ from orca_assets.documents import DOCUMENTS_FILE
 from orca_resources.warehouse import INDEX_FILE, WarehouseResource
 
 UNIT_NORM_TOLERANCE = 1e-3
+
+# Partitioned checks are a preview feature we rely on knowingly (results per collection in the UI); its
+# warning would otherwise repeat in every process that loads the code.
+warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
 
 
 def _index(warehouse: WarehouseResource, collection: str) -> pa.Table:
