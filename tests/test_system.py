@@ -12,6 +12,7 @@ over Ollama's HTTP protocol: from the run workers (documents) and from the intak
     in place) are picked up by the inbox sensor: one successful run per drop, and their chunks reach the index;
 (d) `DELETE` of a document is answered 202, its job succeeds and its rows leave the index;
 (e) a `reindex` job succeeds without sending anything to the embedder (nothing changed);
+(g) the op jobs `prepare_model` and `purge`, queued through `POST /v1/jobs`, reach `succeeded` too;
 (f) SIGTERM stops `orca up` with status 0 and leaves no process behind.
 
 The stand-in's default vectors are random per text, which would make any ranking luck; this test gives it
@@ -274,6 +275,21 @@ def test_orca_up_end_to_end(tmp_path, ollama_standin, record_property):
         assert job["counts"]["inputs_sent"] == 0 and job["counts"]["rows"] == len(remaining)
         assert ollama_standin.stats.inputs_embedded == sent_before
         assert len(read_index(home)) == len(remaining)
+
+        # (g) The op jobs through the intake: prepare the model (present: checked and loaded, not pulled),
+        # then purge the collection (its index and partition go, its inbox stays).
+        pulls_before = len(ollama_standin.stats.pulls)
+        response = intake.client.post("/v1/jobs", json={"kind": "prepare_model"})
+        assert response.status_code == 202, response.text
+        job, _ = intake.follow(response.json()["request_id"], time.monotonic())
+        assert job["status"] == "succeeded" and job["kind"] == "prepare_model", job
+        assert len(ollama_standin.stats.pulls) == pulls_before  # the model was there: pulling is never implicit
+        response = intake.client.post("/v1/jobs", json={"collection": COLLECTION, "kind": "purge"})
+        assert response.status_code == 202, response.text
+        job, _ = intake.follow(response.json()["request_id"], time.monotonic())
+        assert job["status"] == "succeeded" and job["kind"] == "purge", job
+        assert not (home / "warehouse" / COLLECTION / "embedding_index.parquet").exists()
+        assert (home / "inbox" / COLLECTION).is_dir()
 
         # (f) SIGTERM: exit 0, nothing left behind.
         children = descendant_pids(up.pid)
