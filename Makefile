@@ -54,7 +54,7 @@ bench: install
 	fi
 
 clean:
-	rm -rf build dist .pytest_cache *.egg-info $(STAMP)
+	rm -rf build dist .pytest_cache .hypothesis *.egg-info $(STAMP)
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
 
 distclean: clean

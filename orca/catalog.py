@@ -6,13 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from orca_resources.settings import OrcaSettings, is_valid_collection
-from orca_resources.warehouse import INDEX_FILE
+from orca_resources.warehouse import INDEX_FILE, read_parquet
 
 
 @dataclass(frozen=True)
@@ -47,8 +46,8 @@ def describe(settings: OrcaSettings, name: str) -> CollectionInfo:
     """Read one collection's inbox and index (only the small columns of the index)."""
     index = settings.warehouse / name / INDEX_FILE
     documents = chunks = model = materialized_at = None
-    if index.is_file():
-        table = pq.read_table(index, columns=["doc_id", "model"])
+    table = read_parquet(index, columns=["doc_id", "model"])
+    if table is not None:
         chunks = table.num_rows
         documents = len(set(table["doc_id"].to_pylist()))
         models = sorted(set(table["model"].to_pylist()))

@@ -6,6 +6,7 @@ so listing many collections never loads their vectors.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,16 +38,16 @@ _lock = threading.Lock()
 def index_summary(path: Path) -> IndexSummary | None:
     """The summary of the index at `path`, or None when the collection has none yet (or it is unreadable)."""
     try:
-        stat = path.stat()
-    except OSError:
-        return None
-    signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-    with _lock:
-        cached = _summaries.get(path)
-    if cached is not None and cached[0] == signature:
-        return cached[1]
-    try:
-        table = pq.read_table(path, columns=["doc_id", "model"])
+        # One open file for identity and content: the index is replaced by a rename, and reading it by path
+        # (pyarrow opens a path more than once) could mix the old file's size with the new file's bytes.
+        with open(path, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            with _lock:
+                cached = _summaries.get(path)
+            if cached is not None and cached[0] == signature:
+                return cached[1]
+            table = pq.read_table(handle, columns=["doc_id", "model"])
     except (OSError, pa.ArrowException, KeyError):
         return None
     models = index_models(table)

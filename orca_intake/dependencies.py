@@ -34,7 +34,14 @@ def get_metrics(request: Request) -> IntakeMetrics:
 
 
 def valid_collection(
-    collection: Annotated[str, PathParam(description="Collection name: `[a-z0-9][a-z0-9_-]{0,62}`.")],
+    collection: Annotated[
+        str,
+        PathParam(
+            description="Collection name: `[a-z0-9][a-z0-9_-]{0,62}`.",
+            # Documented for clients (and schema-driven tests); the check below answers a readable 422.
+            json_schema_extra={"pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
+        ),
+    ],
 ) -> str:
     """The path's collection name, or 422 saying what a name may contain."""
     try:

@@ -51,9 +51,14 @@ def write_parquet_atomic(table: pa.Table, target: Path) -> None:
 
 
 def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table | None:
-    """Read a Parquet file, or None when it does not exist yet."""
+    """Read a Parquet file, or None when it does not exist yet.
+
+    Reads through one open file: pyarrow opens a path more than once, and a rename in between (an atomic
+    replace) would mix the old file's footer with the new file's bytes.
+    """
     try:
-        return pq.read_table(path, columns=columns)
+        with open(path, "rb") as handle:
+            return pq.read_table(handle, columns=columns)
     except FileNotFoundError:
         return None
 

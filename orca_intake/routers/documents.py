@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -170,7 +170,19 @@ async def post_documents(
     responses={**ERROR_RESPONSES, 404: {"model": ErrorBody}},
 )
 def delete_document(
-    collection: CollectionDep, doc_id: str, inbox_dir: ExistingInboxDep, queue: QueueDep, metrics: MetricsDep
+    collection: CollectionDep,
+    doc_id: Annotated[
+        str,
+        Path(
+            description="The document's id: a relative POSIX path without control characters.",
+            # Documented, not enforced here: check_doc_id below answers a readable 422. An id with a control
+            # character (which no document can have) does not even match this route.
+            json_schema_extra={"minLength": 1, "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]+$"},
+        ),
+    ],
+    inbox_dir: ExistingInboxDep,
+    queue: QueueDep,
+    metrics: MetricsDep,
 ) -> DocumentsAccepted:
     """Remove the document from the inbox and queue a request; the next run drops its chunks from the index.
 

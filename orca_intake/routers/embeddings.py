@@ -16,7 +16,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from orca_intake.dependencies import EmbedderDep, SettingsDep
-from orca_intake.errors import ERROR_RESPONSES, ErrorBody, InvalidInput, NotFound, PayloadTooLarge
+from orca_intake.errors import JSON_BODY_ERROR_RESPONSES, ErrorBody, InvalidInput, NotFound, PayloadTooLarge
 from orca_resources.ollama import same_model
 
 router = APIRouter(prefix="/v1", tags=["embeddings"])
@@ -84,7 +84,7 @@ def _encode(vector: np.ndarray, encoding_format: str) -> list[float] | str:
 @router.post(
     "/embeddings",
     summary="Create embeddings (OpenAI-compatible)",
-    responses={**ERROR_RESPONSES, 404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    responses={**JSON_BODY_ERROR_RESPONSES, 404: {"model": ErrorBody}, 503: {"model": ErrorBody}},
 )
 def create_embeddings(body: EmbeddingsRequest, settings: SettingsDep, embedder: EmbedderDep) -> EmbeddingsResponse:
     """Embed the inputs as documents with the configured model; 404 when `model` names another model."""

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orca_intake.dependencies import MetricsDep, QueueDep, SettingsDep
-from orca_intake.errors import ERROR_RESPONSES, ErrorBody, NotFound
+from orca_intake.errors import ERROR_RESPONSES, JSON_BODY_ERROR_RESPONSES, ErrorBody, NotFound
 from orca_resources.settings import check_collection
 
 router = APIRouter(prefix="/v1", tags=["jobs"])
@@ -108,7 +108,7 @@ class JobStatus(BaseModel):
     "/jobs",
     status_code=202,
     summary="Queue an embed, reindex, purge or prepare_model job",
-    responses={**ERROR_RESPONSES, 404: {"model": ErrorBody}},
+    responses={**JSON_BODY_ERROR_RESPONSES, 404: {"model": ErrorBody}},
 )
 def post_job(job: JobRequest, settings: SettingsDep, queue: QueueDep, metrics: MetricsDep) -> JobAccepted:
     """Queue a job (for an existing collection); a sensor turns it into a Dagster run within seconds."""
@@ -125,7 +125,11 @@ def post_job(job: JobRequest, settings: SettingsDep, queue: QueueDep, metrics: M
     return JobAccepted(request_id=queued.request_id, collection=job.collection, kind=job.kind)
 
 
-@router.get("/jobs/{request_id}", summary="Status of a request", responses={404: {"model": ErrorBody}})
+@router.get(
+    "/jobs/{request_id}",
+    summary="Status of a request",
+    responses={401: ERROR_RESPONSES[401], 404: {"model": ErrorBody}},
+)
 def get_job(
     request_id: Annotated[str, Path(max_length=64, description="The `request_id` of a 202 answer.")],
     settings: SettingsDep,

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from orca_intake.dependencies import EmbedderDep, SettingsDep
-from orca_intake.errors import ERROR_RESPONSES, ErrorBody
+from orca_intake.errors import JSON_BODY_ERROR_RESPONSES, ErrorBody
 from orca_resources.search import search_index
 from orca_resources.settings import check_collection
 
@@ -61,7 +61,7 @@ class SearchResponse(BaseModel):
     "/search",
     summary="Search a collection",
     responses={
-        **ERROR_RESPONSES,
+        **JSON_BODY_ERROR_RESPONSES,
         404: {"model": ErrorBody, "description": "The collection has no index yet."},
         409: {"model": ErrorBody, "description": "The index was built by another model than the configured one."},
         503: {"model": ErrorBody, "description": "The embedder is unavailable."},
