@@ -1,0 +1,99 @@
+"""Benchmark 5, intake: how fast does the REST intake accept documents, each durably stored before the reply?
+
+`python -m orca_intake` (one uvicorn worker, loopback, no token) on a fresh ORCA_HOME, loaded by 16 concurrent
+keep-alive clients (`bench/loadgen.py`, asyncio) posting JSON to `/v1/collections/bench/documents`: one
+document per post, then a hundred per post. Baseline, same run and same client: a bare uvicorn endpoint that
+reads the body and returns a constant (`bench/const_app.py`), posted the one-document body. Targets:
+one-document posts at least 25% of the baseline's requests per second; hundred-document posts at least
+5,000 documents per second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.common import PYTHON, ROOT, Row, verdict_min
+from bench.loadgen import load
+
+CLIENTS = 16
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(args: list[str], port: int, env: dict, probe: str) -> subprocess.Popen:
+    proc = subprocess.Popen([PYTHON, *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}{probe}", timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"{args} did not start listening on {port}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _body(docs: int) -> bytes:
+    text = "A short document posted to the intake benchmark. " * 8
+    return json.dumps({"documents": [{"text": text} for _ in range(docs)]}).encode()
+
+
+def run(smoke: bool, workdir: Path) -> list[Row]:
+    seconds = 1.0 if smoke else 8.0
+    env = {k: v for k, v in os.environ.items() if k not in ("ORCA_INTAKE_TOKENS",)}
+    env.update(ORCA_HOME=str(workdir / "home"), ORCA_EMBEDDER="hashing")
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    port = _free_port()
+    base = _serve(["-m", "uvicorn", "bench.const_app:app", "--port", str(port), "--log-level", "warning"],
+                  port, env, "/")
+    try:
+        baseline = load(port, "/", _body(1), CLIENTS, seconds)
+    finally:
+        _stop(base)
+    port = _free_port()
+    intake = _serve(["-m", "orca_intake", "--port", str(port), "--log-level", "warning"], port, env, "/health/live")
+    try:
+        one = load(port, "/v1/collections/bench/documents", _body(1), CLIENTS, seconds)
+        hundred = load(port, "/v1/collections/bench/documents", _body(100), CLIENTS, seconds)
+    finally:
+        _stop(intake)
+    stored = sum(1 for p in (workdir / "home" / "inbox" / "bench").rglob("*.txt"))
+
+    def describe(r: dict) -> str:
+        errors = f", {r['errors']} errors {r['statuses']}" if r["errors"] else ""
+        return f"{r['rps']:.0f} req/s, p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms{errors}"
+
+    ratio = one["rps"] / baseline["rps"]
+    met, margin = verdict_min(ratio, 0.25)
+    docs_per_s = hundred["rps"] * 100
+    met100, margin100 = verdict_min(docs_per_s, 5000)
+    note = (f"baseline (bare uvicorn constant): {describe(baseline)}; {CLIENTS} clients, {seconds:.0f} s per "
+            f"scenario; {stored} documents found in the inbox afterwards")
+    return [
+        Row("5 intake: one-document posts", describe(one), ratio, f"bare uvicorn {baseline['rps']:.0f} req/s",
+            ">= 0.25", met and not one["errors"], margin, [note]),
+        Row("5 intake: hundred-document posts", f"{docs_per_s:.0f} documents/s; {describe(hundred)}",
+            docs_per_s / 5000, "target 5,000 documents/s", ">= 5,000 docs/s", met100 and not hundred["errors"],
+            margin100),
+    ]

@@ -1,0 +1,58 @@
+"""The benchmark suite at smoke size: it must run end to end and produce every row (no timing assertions).
+
+Keeps `bench/` from rotting in CI. It never needs `../shared`: at smoke size the benchmarks write their own
+synthetic documents, and ORCA_BENCH_CORPUS is pointed at a folder that does not exist to prove it. The
+trigger-latency benchmark starts a whole `orca up`, so it runs in a test of its own (each under a minute).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPECTED_ROWS = {
+    "saturation,incremental,memory,sensor,intake,corpus": [
+        "1 saturation: Orca",
+        "1 saturation: plain client (a)",
+        "1 saturation: plain client (b)",
+        "2 whole corpus",
+        "3 incremental: unchanged corpus re-materialized",
+        "3 incremental: 1% of documents edited",
+        "4 sensor: unchanged tick",
+        "4 sensor: tick after 100 files changed",
+        "5 intake: one-document posts",
+        "5 intake: hundred-document posts",
+        "7 memory: peak RSS",
+    ],
+    "trigger": ["6 trigger latency"],
+}
+
+
+def run_smoke(tmp_path: Path, only: str) -> str:
+    output = tmp_path / "benchmarks.md"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORCA_", "DAGSTER_"))}
+    env["ORCA_BENCH_CORPUS"] = str(tmp_path / "no-corpus-here")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--only", only, "--output", str(output)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=170,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = output.read_text()
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    for name in EXPECTED_ROWS[only]:
+        assert any(name in line for line in table), f"no row {name!r} in:\n" + "\n".join(table)
+    assert "Benchmarks that failed" not in text
+    for heading in ("## Results", "## Run", "CPU:", "load average"):
+        assert heading in text
+    return text
+
+
+def test_bench_smoke_produces_every_row(tmp_path: Path) -> None:
+    run_smoke(tmp_path, "saturation,incremental,memory,sensor,intake,corpus")
+
+
+def test_bench_smoke_trigger_latency(tmp_path: Path) -> None:
+    run_smoke(tmp_path, "trigger")
