@@ -148,16 +148,7 @@ class IntakeQueue:
         error: str | None = None,
         counts: dict[str, Any] | None = None,
     ) -> None:
-        if status not in STATUSES:
-            raise ValueError(f"unknown status {status!r}")
-        stamp = now()
-        values: dict[str, Any] = {"status": status, "updated_at": stamp}
-        if status in FINISHED_STATUSES:
-            values["finished_at"] = stamp
-        if error is not None:
-            values["error"] = error
-        if counts is not None:
-            values["counts"] = json.dumps(counts)
+        values = status_values(status, error=error, counts=counts)
         with self.engine.begin() as conn:
             conn.execute(
                 requests_table.update()
@@ -202,6 +193,21 @@ class IntakeQueue:
             conn.execute(
                 requests_table.update().where(requests_table.c.request_id == "").values(updated_at=now())
             )
+
+
+def status_values(status: str, *, error: str | None = None, counts: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The columns a move to `status` writes: the status, its time stamps, and the error or counts when given."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}")
+    stamp = now()
+    values: dict[str, Any] = {"status": status, "updated_at": stamp}
+    if status in FINISHED_STATUSES:
+        values["finished_at"] = stamp
+    if error is not None:
+        values["error"] = error
+    if counts is not None:
+        values["counts"] = json.dumps(counts)
+    return values
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

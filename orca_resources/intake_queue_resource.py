@@ -6,7 +6,6 @@ evaluation ends; `ORCA_INTAKE_DB_URL` (or, when unset, the SQLite file under ORC
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
@@ -18,12 +17,12 @@ from pydantic import PrivateAttr
 
 from orca_resources.intake_queue import (
     FINISHED_STATUSES,
-    STATUSES,
     IntakeQueue,
     IntakeRequest,
     default_queue_url,
     now,
     requests_table,
+    status_values,
 )
 
 ACTIVE = ("launched", "running")
@@ -62,17 +61,8 @@ class SensorQueue(IntakeQueue):
     ) -> int:
         """Attach `run_id` and move unfinished requests to `status`; rows already there are left untouched
         (so a tick that sees no progress writes nothing). Returns how many rows changed."""
-        if status not in STATUSES:
-            raise ValueError(f"unknown status {status!r}")
         table = requests_table
-        stamp = now()
-        values: dict[str, Any] = {"status": status, "run_id": run_id, "updated_at": stamp}
-        if status in FINISHED_STATUSES:
-            values["finished_at"] = stamp
-        if error is not None:
-            values["error"] = error
-        if counts is not None:
-            values["counts"] = json.dumps(counts)
+        values = {**status_values(status, error=error, counts=counts), "run_id": run_id}
         statement = (
             table.update()
             .where(
