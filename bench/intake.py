@@ -3,7 +3,9 @@
 `python -m orca_intake` (one uvicorn worker, loopback, no token) on a fresh ORCA_HOME, loaded by 16 concurrent
 keep-alive clients (`bench/loadgen.py`, asyncio) posting JSON to `/v1/collections/bench/documents`: one
 document per post, then a hundred per post. Baseline, same run and same client: a bare uvicorn endpoint that
-reads the body and returns a constant (`bench/const_app.py`), posted the one-document body. Targets:
+reads the body and returns a constant (`bench/const_app.py`), posted the one-document body. Second
+reference, same run: a bare FastAPI endpoint that parses the same body with the same pydantic model and
+returns a constant (no storage): the framework's own ceiling against the baseline. Targets:
 one-document posts at least 25% of the baseline's requests per second; hundred-document posts at least
 5,000 documents per second.
 """
@@ -58,26 +60,28 @@ def _body(docs: int) -> bytes:
     return json.dumps({"documents": [{"text": text} for _ in range(docs)]}).encode()
 
 
+def _measure(args: list[str], ready: str, env: dict, loads: list[tuple[str, int]], seconds: float) -> list[dict]:
+    """Serve `args` on a free port, then load each (path, documents per post) in turn with CLIENTS clients."""
+    port = _free_port()
+    server = _serve([*args, "--port", str(port)], port, env, ready)
+    try:
+        return [load(port, path, _body(documents), CLIENTS, seconds) for path, documents in loads]
+    finally:
+        _stop(server)
+
+
 def run(smoke: bool, workdir: Path) -> list[Row]:
     seconds = 1.0 if smoke else 8.0
     env = {k: v for k, v in os.environ.items() if k not in ("ORCA_INTAKE_TOKENS",)}
     env.update(ORCA_HOME=str(workdir / "home"), ORCA_EMBEDDER="hashing")
     workdir.mkdir(parents=True, exist_ok=True)
 
-    port = _free_port()
-    base = _serve(["-m", "uvicorn", "bench.const_app:app", "--port", str(port), "--log-level", "warning"],
-                  port, env, "/")
-    try:
-        baseline = load(port, "/", _body(1), CLIENTS, seconds)
-    finally:
-        _stop(base)
-    port = _free_port()
-    intake = _serve(["-m", "orca_intake", "--port", str(port), "--log-level", "warning"], port, env, "/health/live")
-    try:
-        one = load(port, "/v1/collections/bench/documents", _body(1), CLIENTS, seconds)
-        hundred = load(port, "/v1/collections/bench/documents", _body(100), CLIENTS, seconds)
-    finally:
-        _stop(intake)
+    post = "/v1/collections/bench/documents"
+    uvicorn = ["-m", "uvicorn", "--log-level", "warning"]
+    baseline, = _measure([*uvicorn, "bench.const_app:app"], "/", env, [("/", 1)], seconds)
+    framework, = _measure([*uvicorn, "bench.const_app:fastapi_app"], "/docs", env, [(post, 1)], seconds)
+    one, hundred = _measure(["-m", "orca_intake", "--log-level", "warning"], "/health/live", env,
+                            [(post, 1), (post, 100)], seconds)
     stored = sum(1 for p in (workdir / "home" / "inbox" / "bench").rglob("*.txt"))
 
     def describe(r: dict) -> str:
@@ -88,8 +92,11 @@ def run(smoke: bool, workdir: Path) -> list[Row]:
     met, margin = verdict_min(ratio, 0.25)
     docs_per_s = hundred["rps"] * 100
     met100, margin100 = verdict_min(docs_per_s, 5000)
-    note = (f"baseline (bare uvicorn constant): {describe(baseline)}; {CLIENTS} clients, {seconds:.0f} s per "
-            f"scenario; {stored} documents found in the inbox afterwards")
+    note = (f"baseline (bare uvicorn constant): {describe(baseline)}; bare FastAPI endpoint parsing the same "
+            f"body with the same pydantic model, no storage: {describe(framework)} "
+            f"({framework['rps'] / baseline['rps']:.3f} of the baseline; the intake reaches "
+            f"{one['rps'] / framework['rps']:.2f} of it); {CLIENTS} clients, {seconds:.0f} s per scenario; "
+            f"{stored} documents found in the inbox afterwards")
     return [
         Row("5 intake: one-document posts", describe(one), ratio, f"bare uvicorn {baseline['rps']:.0f} req/s",
             ">= 0.25", met and not one["errors"], margin, [note]),

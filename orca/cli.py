@@ -1,6 +1,7 @@
 """The `orca` command line: `up`, `materialize`, `search` and `collections`.
 
-Exit codes: 0 success, 1 the work failed (a failed run, no index yet, a model mismatch), 2 bad usage
+Exit codes: 0 success, 1 the work failed (a failed run, any of several collections failed, no index yet, a
+model mismatch), 2 bad usage
 (unknown option, invalid collection name, invalid setting), 130 interrupted.
 """
 
@@ -16,6 +17,7 @@ from rich.console import Console
 from orca_resources.settings import OrcaSettings, check_collection
 
 USAGE_ERROR = 2
+DEFAULT_PARALLEL = 2
 
 
 def _version() -> str:
@@ -52,10 +54,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     materialize = commands.add_parser(
         "materialize",
-        help="bring one collection's index up to date now",
-        description="Run embed_collection_job for COLLECTION: read its inbox, chunk, embed what changed, publish.",
+        help="bring collections' indexes up to date now",
+        description="Run embed_collection_job for each COLLECTION: read its inbox, chunk, embed what changed, "
+        "publish. Several collections run side by side (--parallel), so the embedding server never waits; "
+        "exits 1 when any of them failed, after the others finished.",
     )
-    materialize.add_argument("collection", metavar="COLLECTION")
+    materialize.add_argument("collections", nargs="*", metavar="COLLECTION")
+    materialize.add_argument("--all", action="store_true", help="every collection that has a folder in the inbox")
+    materialize.add_argument(
+        "--parallel", type=int, default=DEFAULT_PARALLEL, metavar="N",
+        help=f"with several collections, run at most N at a time (default {DEFAULT_PARALLEL}: one embeds while "
+        "the next one starts; more mostly add waiting on a one-slot server)",
+    )
     materialize.add_argument("--force", action="store_true", help="forget stored vectors and embed every chunk again")
     materialize.add_argument("-v", "--verbose", action="store_true", help="also print Dagster's log lines")
 
@@ -76,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_dagster_warnings() -> None:
+def quiet_dagster_warnings() -> None:
     """Dagster's beta/preview/deprecation notices are for the developers of this code, not its users."""
     import dagster as dg
 
@@ -96,9 +106,7 @@ def _run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Co
                 return code
         return up(settings, out, intake=not args.no_intake)
     if args.command == "materialize":
-        from orca.materialize import materialize
-
-        return materialize(settings, args.collection, force=args.force, out=out, err=err, verbose=args.verbose)
+        return _materialize(args, settings, out, err)
     if args.command == "search":
         from orca.search import SearchError, render_hits, search
 
@@ -117,26 +125,60 @@ def _run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Co
     raise AssertionError(f"unhandled command {args.command!r}")
 
 
+def _materialize(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Console) -> int:
+    collections = list(dict.fromkeys(args.collections))  # a name given twice runs once
+    if args.all:
+        from orca.materialize_many import inbox_collections
+
+        collections, skipped = inbox_collections(settings)
+        for name in skipped:
+            err.print(f"[yellow]note:[/] skipping inbox folder {name!r}: not a valid collection name", highlight=False)
+        if not collections:
+            err.print(f"[red]error:[/] no collections: put documents in {settings.inbox}/<collection>/ first")
+            return 1
+    if len(collections) == 1:  # the one-collection command, exactly as it always ran: in this process
+        from orca.materialize import materialize
+
+        return materialize(settings, collections[0], force=args.force, out=out, err=err, verbose=args.verbose)
+    from orca.materialize_many import materialize_many
+
+    return materialize_many(
+        settings, collections, parallel=args.parallel, force=args.force, out=out, err=err, verbose=args.verbose
+    )
+
+
+def _check_usage(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Bad names and options end here with exit code 2, before anything touches ORCA_HOME."""
+    names = [args.collection] if getattr(args, "collection", None) is not None else getattr(args, "collections", [])
+    for name in names:
+        try:
+            check_collection(name)
+        except ValueError as error:
+            parser.exit(USAGE_ERROR, f"orca: error: {error}\n")
+    if args.command == "materialize":
+        if args.all and args.collections:
+            parser.exit(USAGE_ERROR, "orca: error: give COLLECTION names or --all, not both\n")
+        if not args.all and not args.collections:
+            parser.exit(USAGE_ERROR, "orca: error: materialize needs at least one COLLECTION (or --all)\n")
+        if args.parallel < 1:
+            parser.exit(USAGE_ERROR, "orca: error: --parallel must be at least 1\n")
+    if getattr(args, "k", 1) < 1:
+        parser.exit(USAGE_ERROR, "orca: error: -k must be at least 1\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `orca` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     # soft_wrap: messages hold paths and commands to copy, which must not be broken across lines.
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
-    collection = getattr(args, "collection", None)
-    if collection is not None:
-        try:
-            check_collection(collection)
-        except ValueError as error:
-            parser.exit(USAGE_ERROR, f"orca: error: {error}\n")
-    if getattr(args, "k", 1) < 1:
-        parser.exit(USAGE_ERROR, "orca: error: -k must be at least 1\n")
+    _check_usage(parser, args)
     try:
         settings = OrcaSettings.from_env()
     except ValueError as error:
         parser.exit(USAGE_ERROR, f"orca: error: {error}\n")
     if args.command != "collections" and not getattr(args, "verbose", False):
-        _quiet_dagster_warnings()
+        quiet_dagster_warnings()
     try:
         return _run(args, settings, out, err)
     except KeyboardInterrupt:

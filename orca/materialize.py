@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 
 import dagster as dg
 from rich.console import Console
@@ -38,11 +39,18 @@ _USER_FACING_PREFIX = re.compile(r"^(?:orca\w*\.[\w.]*|dagster\._core\.definitio
 
 
 class RunWatcher(threading.Thread):
-    """Follows a run's event log and turns step events and log lines into progress updates."""
+    """Follows a run's event log and turns step events and log lines into progress callbacks.
 
-    def __init__(self, instance: dg.DagsterInstance, run_id: str, progress: Progress, task, console: Console):
+    `describe(text)` gets what the run is doing now; `step_done(line)` gets one printable line per finished
+    step. The one-collection command draws them with rich, a worker of `orca materialize A B ...` sends them
+    to its parent (orca/materialize_worker.py).
+    """
+
+    def __init__(
+        self, instance: dg.DagsterInstance, run_id: str, describe: Callable[[str], None], step_done: Callable[[str], None]
+    ):
         super().__init__(name="orca-run-watcher", daemon=True)
-        self.instance, self.run_id, self.progress, self.task, self.console = instance, run_id, progress, task, console
+        self.instance, self.run_id, self.describe, self.step_done = instance, run_id, describe, step_done
         self.cursor: str | None = None
         self.stopping = threading.Event()
         self.step_started: dict[str, float] = {}
@@ -69,25 +77,24 @@ class RunWatcher(threading.Thread):
         self.cursor = connection.cursor
 
     def handle(self, entry) -> None:
-        """Step events move the bar and print a line; log lines become its description."""
+        """Step events end in a line; step starts and log lines describe what runs now."""
         step = entry.step_key or ""
         event = entry.dagster_event
         if event is None:
             if step and entry.user_message:
-                self.progress.update(self.task, description=f"{step}: {_one_line(entry.user_message)}")
+                self.describe(f"{step}: {_one_line(entry.user_message)}")
             return
         kind = event.event_type
         if kind == dg.DagsterEventType.STEP_START:
             self.step_started[step] = entry.timestamp
-            self.progress.update(self.task, description=step)
+            self.describe(step)
         elif kind in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED):
             seconds = entry.timestamp - self.step_started.get(step, entry.timestamp)
             mark = {
                 dg.DagsterEventType.STEP_SUCCESS: "[green]✓[/]",
                 dg.DagsterEventType.STEP_FAILURE: "[red]✗[/]",
             }.get(kind, "[yellow]-[/] skipped")
-            self.console.print(f"  {mark} {step} [dim]{seconds:.1f}s[/]")
-            self.progress.advance(self.task)
+            self.step_done(f"  {mark} {step} [dim]{seconds:.1f}s[/]")
 
 
 def _one_line(text: str, width: int = 70) -> str:
@@ -167,49 +174,84 @@ def wait_for_collection(
         time.sleep(poll)
 
 
-def materialize(
-    settings: OrcaSettings, collection: str, *, force: bool, out: Console, err: Console, verbose: bool = False
-) -> int:
-    """Run the job for `collection`, print a summary, and return the process exit code."""
-    prepare_environment(settings)
-    inbox = settings.inbox / collection
-    if not inbox.is_dir():
-        err.print(
-            f"[red]error:[/] there is no folder {inbox}\n"
-            f"Create it and put documents in it (sub-folders are fine), then run `orca materialize {collection}` again."
-        )
-        return 1
-
+def prepare_job(force: bool, verbose: bool) -> tuple[dg.JobDefinition, dict]:
+    """`embed_collection_job` and its run config (call `prepare_environment` first)."""
     # Imported late: the definitions read the environment that prepare_environment just set.
     from orca.definitions import build_definitions
 
     job = build_definitions().resolve_job_def(JOB_NAME)
-    instance = open_instance()
-    new = register_collection(instance, collection)
-    if new:
-        out.print(f"New collection [bold]{collection}[/] registered.")
     run_config: dict = {"ops": {"embeddings": {"config": {"force": True}}}} if force else {}
     if not verbose and "console" in job.loggers:
         # Dagster's console logger would scroll over the progress display; the events still reach the
         # instance, and `--verbose` brings the log lines back.
         run_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+    return job, run_config
+
+
+def execute_watched(job, instance: dg.DagsterInstance, collection: str, run_config: dict, run_id: str,
+                    watcher: RunWatcher) -> dg.ExecuteInProcessResult:
+    """Run `job` for `collection` in this process under `run_id`, with `watcher` following its events."""
+    watcher.start()
+    try:
+        return job.execute_in_process(
+            partition_key=collection, instance=instance, run_config=run_config, run_id=run_id, tags=run_tags(),
+            raise_on_error=False,
+        )
+    finally:
+        watcher.stop()
+
+
+def run_tags() -> dict[str, str]:
+    """Tags of a run executed in this process (see PID_TAG)."""
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), "orca/source": "orca materialize"}
+
+
+def missing_inbox_message(settings: OrcaSettings, collections: list[str]) -> str | None:
+    """What to tell the user when some of `collections` have no inbox folder; None when all have one."""
+    missing = [name for name in collections if not (settings.inbox / name).is_dir()]
+    if not missing:
+        return None
+    if len(collections) == 1:
+        inbox, name = settings.inbox / missing[0], missing[0]
+        return (
+            f"[red]error:[/] there is no folder {inbox}\n"
+            f"Create it and put documents in it (sub-folders are fine), then run `orca materialize {name}` again."
+        )
+    folders = "\n".join(f"  {settings.inbox / name}" for name in missing)
+    return (
+        f"[red]error:[/] these collections have no inbox folder:\n{folders}\n"
+        "Create them and put documents in them (sub-folders are fine), then run the command again; nothing was run."
+    )
+
+
+def materialize(
+    settings: OrcaSettings, collection: str, *, force: bool, out: Console, err: Console, verbose: bool = False
+) -> int:
+    """Run the job for `collection`, print a summary, and return the process exit code."""
+    prepare_environment(settings)
+    if (message := missing_inbox_message(settings, [collection])) is not None:
+        err.print(message)
+        return 1
+
+    job, run_config = prepare_job(force, verbose)
+    instance = open_instance()
+    new = register_collection(instance, collection)
+    if new:
+        out.print(f"New collection [bold]{collection}[/] registered.")
 
     wait_for_collection(instance, collection, err)
     run_id = str(uuid.uuid4())
-    tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), "orca/source": "orca materialize"}
     out.print(f"Materializing [bold]{collection}[/]{' (force: re-embedding everything)' if force else ''}, run {run_id}")
     columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("starting", total=len(job.graph.nodes))
-        watcher = RunWatcher(instance, run_id, progress, task, progress.console)
-        watcher.start()
-        try:
-            result = job.execute_in_process(
-                partition_key=collection, instance=instance, run_config=run_config, run_id=run_id, tags=tags,
-                raise_on_error=False,
-            )
-        finally:
-            watcher.stop()
+
+        def step_done(line: str) -> None:
+            progress.console.print(line)
+            progress.advance(task)
+
+        result = execute_watched(job, instance, collection, run_config, run_id,
+                                 RunWatcher(instance, run_id, lambda text: progress.update(task, description=text), step_done))
 
     summary = summarize(result, collection)
     render_summary(summary, out)

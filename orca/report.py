@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dagster as dg
@@ -25,6 +25,15 @@ class RunSummary:
     def value(self, asset: str, key: str) -> Any:
         """One metadata value of one asset, None when the asset or the key is missing."""
         return self.metadata.get(asset, {}).get(key)
+
+    def portable(self) -> RunSummary:
+        """A copy whose metadata holds only plain values, so it can cross a process boundary (pickled)."""
+        plain = (str, int, float, bool, type(None))
+        metadata = {
+            asset: {key: value if isinstance(value, plain) else str(value) for key, value in values.items()}
+            for asset, values in self.metadata.items()
+        }
+        return replace(self, metadata=metadata)
 
 
 def _plain(value: Any) -> Any:
@@ -107,4 +116,25 @@ def render_summary(summary: RunSummary, console: Console) -> None:
         checks += f" [red]({', '.join(summary.checks_failed)})[/]"
     table.add_row("checks", checks)
     table.add_row("run", f"{summary.run_id} ({'[green]success[/]' if summary.success else '[red]failure[/]'})")
+    console.print(table)
+
+
+def render_overview(outcomes: list[Any], console: Console) -> None:
+    """One line per collection of a several-collection `orca materialize` (items are materialize_worker.Outcome)."""
+    table = Table(title="Collections", title_justify="left")
+    table.add_column("collection", overflow="fold")
+    table.add_column("result", no_wrap=True)
+    for header in ("seconds", "documents", "inputs sent", "index rows"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for outcome in outcomes:
+        summary: RunSummary | None = outcome.summary
+        result = {0: "[green]success[/]", 130: "[yellow]interrupted[/]"}.get(outcome.code, "[red]failure[/]")
+        documents = None
+        if summary is not None and "documents" in summary.metadata:
+            documents = sum(summary.value("documents", key) or 0 for key in ("added", "updated", "unchanged"))
+        table.add_row(
+            outcome.collection, result, f"{outcome.seconds:.1f}", _fmt(documents),
+            _fmt(summary.value("embeddings", "inputs_sent") if summary else None),
+            _fmt(summary.value("embedding_index", "dagster/row_count") if summary else None),
+        )
     console.print(table)

@@ -3,6 +3,8 @@
 
 import hashlib
 import time
+import uuid
+from collections.abc import Iterator
 
 import dagster as dg
 import pyarrow as pa
@@ -13,7 +15,7 @@ from orca_assets.documents import DOCUMENTS_FILE, documents
 from orca_assets.collection_lock import one_writer_per_collection
 from orca_assets.partitions import collections_partitions
 from orca_resources.embedder import Embedder
-from orca_resources.warehouse import WarehouseResource
+from orca_resources.warehouse import WarehouseResource, open_parquet
 
 CHUNKS_FILE = "chunks.parquet"
 
@@ -72,56 +74,102 @@ def chunks(
     overlap = min(config.overlap_tokens, max_tokens // 2 - 1)
     signature = f"v{CHUNKER_VERSION}:{max_tokens}:{overlap}"
 
-    docs = warehouse.read(collection, DOCUMENTS_FILE)
+    docs = warehouse.read(collection, DOCUMENTS_FILE, columns=["doc_id", "source", "content_hash", "status"])
     if docs is None:
         raise dg.Failure(f"no documents table for {collection!r}: materialize `documents` first")
-    docs = docs.filter(pc.equal(docs["status"], "ok"))
-    previous = warehouse.read(collection, CHUNKS_FILE)
-    reusable: dict[str, list[dict]] = {}
-    previous_ids: set[str] = set()
-    if previous is not None:
-        previous_ids = set(previous["chunk_id"].to_pylist())
-        for row in previous.filter(pc.equal(previous["chunker"], signature)).to_pylist():
-            reusable.setdefault(row["doc_id"], []).append(row)
+    docs = docs.filter(pc.equal(docs["status"], "ok")).drop_columns(["status"])
+    inputs = _inputs_digest(signature, docs)
+    footer = warehouse.footer(collection, CHUNKS_FILE)
+    if footer is not None and footer.metadata.get("orca.inputs") == inputs:
+        # Same documents (by content hash and source) and same chunker settings: the chunks are the same.
+        context.log.info(f"{collection}: {footer.num_rows} chunks from {len(docs)} documents, all unchanged")
+        counts = {"total": footer.num_rows, "added": 0, "unchanged": footer.num_rows, "deleted": 0}
+        return _result(counts, 0, max_tokens, overlap, started, rewritten=False)
 
-    rows: list[dict] = []
-    rechunked = 0
-    for doc in docs.to_pylist():
-        kept = reusable.get(doc["doc_id"])
-        if kept and kept[0]["content_hash"] == doc["content_hash"] and kept[0]["source"] == doc["source"]:
-            rows.extend(sorted(kept, key=lambda row: row["chunk_index"]))
-            continue
-        rechunked += 1
-        for index, text in enumerate(chunk_text(doc["text"], max_tokens=max_tokens, overlap_tokens=overlap)):
-            rows.append(
-                {
-                    "chunk_id": chunk_id(doc["doc_id"], index, text),
-                    "doc_id": doc["doc_id"],
-                    "chunk_index": index,
-                    "text": text,
-                    "source": doc["source"],
-                    "content_hash": doc["content_hash"],
-                    "chunker": signature,
-                }
-            )
-    warehouse.write(collection, CHUNKS_FILE, pa.Table.from_pylist(rows, schema=CHUNKS_SCHEMA))
-    current_ids = {row["chunk_id"] for row in rows}
-    added = len(current_ids - previous_ids)
-    deleted = len(previous_ids - current_ids)
+    previous = warehouse.read(collection, CHUNKS_FILE)
+    # Rows of documents whose content, source and chunker are unchanged are reused as they are (in Arrow).
+    reused = CHUNKS_SCHEMA.empty_table()
+    if previous is not None:
+        previous = previous.cast(CHUNKS_SCHEMA)
+        same = previous.filter(pc.equal(previous["chunker"], signature))
+        keys = ["doc_id", "content_hash", "source"]
+        # A document's rows share its hash and source: match documents on one row per document, then keep
+        # their rows with a filter (which keeps the previous order, where a join would shuffle it).
+        matching = same.group_by(keys).aggregate([]).join(docs, keys, join_type="inner")["doc_id"]
+        reused = same.filter(pc.is_in(same["doc_id"], value_set=matching.combine_chunks()))
+    rechunk = pc.invert(pc.is_in(docs["doc_id"], value_set=pc.unique(reused["doc_id"])))
+    to_chunk = set(docs.filter(rechunk)["doc_id"].to_pylist())
+
+    version = uuid.uuid4().hex
+    schema = CHUNKS_SCHEMA.with_metadata({"orca.inputs": inputs, "orca.version": version})
+    new_ids: list[pa.Array] = []
+    with warehouse.stream(collection, CHUNKS_FILE, schema) as out:
+        out.write(reused.cast(schema))
+        for batch in _documents_to_chunk(warehouse, collection, to_chunk):
+            rows = _chunk_rows(batch, max_tokens, overlap, signature)
+            out.write(rows)
+            new_ids.extend(rows.column(0).chunks)
+        total = out.num_rows
+    counts = _counts(previous, reused, new_ids, total)
     context.log.info(
-        f"{collection}: {len(rows)} chunks from {len(docs)} documents ({rechunked} documents chunked, "
-        f"{added} chunks added, {deleted} deleted; max {max_tokens} tokens, overlap {overlap})"
+        f"{collection}: {total} chunks from {len(docs)} documents ({len(to_chunk)} documents chunked, "
+        f"{counts['added']} chunks added, {counts['deleted']} deleted; max {max_tokens} tokens, overlap {overlap})"
     )
+    return _result(counts, len(to_chunk), max_tokens, overlap, started, rewritten=True)
+
+
+def _inputs_digest(signature: str, docs: pa.Table) -> str:
+    """What the chunks are a function of: the chunker settings and each readable document's hash and source."""
+    digest = hashlib.sha256(signature.encode())
+    for doc_id, source, content_hash in zip(*(docs[name].to_pylist() for name in ("doc_id", "source", "content_hash"))):
+        digest.update(f"{doc_id}\0{source}\0{content_hash}\n".encode())
+    return digest.hexdigest()
+
+
+def _documents_to_chunk(warehouse: WarehouseResource, collection: str, wanted: set[str]) -> Iterator[list[dict]]:
+    """The readable documents in `wanted`, with their text, a record batch at a time."""
+    if not wanted:
+        return
+    columns = ["doc_id", "source", "content_hash", "status", "text"]
+    with open_parquet(warehouse.path(collection, DOCUMENTS_FILE)) as documents_file:
+        for batch in documents_file.iter_batches(batch_size=256, columns=columns):
+            rows = [row for row in batch.to_pylist() if row["status"] == "ok" and row["doc_id"] in wanted]
+            if rows:
+                yield rows
+
+
+def _chunk_rows(docs: list[dict], max_tokens: int, overlap: int, signature: str) -> pa.Table:
+    columns: dict[str, list] = {name: [] for name in CHUNKS_SCHEMA.names}
+    for doc in docs:
+        for index, text in enumerate(chunk_text(doc["text"], max_tokens=max_tokens, overlap_tokens=overlap)):
+            columns["chunk_id"].append(chunk_id(doc["doc_id"], index, text))
+            columns["doc_id"].append(doc["doc_id"])
+            columns["chunk_index"].append(index)
+            columns["text"].append(text)
+            columns["source"].append(doc["source"])
+            columns["content_hash"].append(doc["content_hash"])
+            columns["chunker"].append(signature)
+    return pa.Table.from_pydict(columns, schema=CHUNKS_SCHEMA)
+
+
+def _counts(previous: pa.Table | None, reused: pa.Table, new_ids: list[pa.Array], total: int) -> dict[str, int]:
+    current = pc.unique(pa.chunked_array([*reused["chunk_id"].chunks, *new_ids], pa.string()))
+    if previous is None:
+        return {"total": total, "added": len(current), "unchanged": 0, "deleted": 0}
+    before = pc.unique(previous["chunk_id"])
+    unchanged = pc.sum(pc.is_in(current, value_set=before)).as_py() or 0
+    return {"total": total, "added": len(current) - unchanged, "unchanged": unchanged, "deleted": len(before) - unchanged}
+
+
+def _result(counts: dict[str, int], chunked: int, max_tokens: int, overlap: int, started: float, *, rewritten: bool):
     return dg.MaterializeResult(
         metadata={
-            "total": len(rows),
-            "added": added,
-            "unchanged": len(current_ids & previous_ids),
-            "deleted": deleted,
-            "documents_chunked": rechunked,
+            **counts,
+            "documents_chunked": chunked,
             "max_tokens": max_tokens,
             "overlap_tokens": overlap,
+            "rewritten": rewritten,
             "seconds": round(time.perf_counter() - started, 3),
-            "dagster/row_count": len(rows),
+            "dagster/row_count": counts["total"],
         }
     )

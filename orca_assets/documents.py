@@ -96,10 +96,30 @@ def document_source(inbox: Path, collection: str, doc_id: str) -> str:
 
 
 def _previous_documents(warehouse: WarehouseResource, collection: str) -> dict[str, dict]:
-    table = warehouse.read(collection, DOCUMENTS_FILE)
+    """The previous table's rows without their text (read only if a rewrite needs it), with their position."""
+    table = warehouse.read(collection, DOCUMENTS_FILE, columns=[name for name in DOCUMENTS_SCHEMA.names if name != "text"])
     if table is None:
         return {}
-    return {row["doc_id"]: row for row in table.to_pylist()}
+    return {row["doc_id"]: {**row, "position": position} for position, row in enumerate(table.to_pylist())}
+
+
+def _documents_table(warehouse: WarehouseResource, collection: str, rows: list[dict]) -> pa.Table:
+    """The new table: fresh texts from `rows`, reused ones taken (in Arrow) from the previous table."""
+    reused = [row["reuse"] for row in rows if row["reuse"] is not None]
+    previous = warehouse.read(collection, DOCUMENTS_FILE, columns=["text"]) if reused else None
+    pool = previous["text"].combine_chunks() if previous is not None else pa.array([], pa.large_string())
+    fresh = pa.array([row["text"] for row in rows if row["reuse"] is None], pa.large_string())
+    take, next_fresh = [], len(pool)
+    for row in rows:
+        if row["reuse"] is None:
+            take.append(next_fresh)
+            next_fresh += 1
+        else:
+            take.append(row["reuse"])
+    texts = pa.concat_arrays([pool, fresh]).take(pa.array(take, pa.int64()))
+    meta = pa.Table.from_pylist([{k: v for k, v in row.items() if k not in ("text", "reuse")} for row in rows],
+                                schema=DOCUMENTS_SCHEMA.remove(DOCUMENTS_SCHEMA.get_field_index("text")))
+    return meta.append_column(DOCUMENTS_SCHEMA.field("text"), texts)
 
 
 @dg.asset(
@@ -132,6 +152,7 @@ def documents(
             "status": "ok",
             "error": None,
             "text": None,
+            "reuse": None,  # position of the previous row whose text this row keeps
         }
         same_file = (
             before is not None
@@ -140,7 +161,7 @@ def documents(
         )
         if found.refused is None and same_file:
             # Size and mtime unchanged: trust the stored text instead of reading the file again.
-            row.update(content_hash=before["content_hash"], text=before["text"], source=before["source"])
+            row.update(content_hash=before["content_hash"], reuse=before["position"], source=before["source"])
         else:
             row["source"] = document_source(inbox, collection, found.doc_id)
             try:
@@ -164,7 +185,12 @@ def documents(
 
     current_ids = {row["doc_id"] for row in rows}
     deleted = [doc_id for doc_id, row in previous.items() if doc_id not in current_ids and row["status"] == "ok"]
-    warehouse.write(collection, DOCUMENTS_FILE, pa.Table.from_pylist(rows, schema=DOCUMENTS_SCHEMA))
+    # Unchanged when every row (text aside: reused rows keep theirs) equals the previous one, in order.
+    rewritten = [_comparable(row) for row in rows] != [_comparable(row) for row in previous.values()] or any(
+        row["reuse"] is None and row["status"] == "ok" for row in rows
+    ) or not warehouse.path(collection, DOCUMENTS_FILE).exists()
+    if rewritten:
+        warehouse.write(collection, DOCUMENTS_FILE, _documents_table(warehouse, collection, rows))
     for doc_id, reason in failures[:50]:
         context.log.warning(f"document {doc_id!r} failed: {reason}")
     context.log.info(
@@ -176,11 +202,16 @@ def documents(
             **counts,
             "deleted": len(deleted),
             "documents": len(rows) - counts["failed"],
+            "rewritten": rewritten,
             "seconds": round(time.perf_counter() - started, 3),
             "failures": dg.MetadataValue.md(_failure_table(failures)),
             "dagster/row_count": len(rows),
         }
     )
+
+
+def _comparable(row: dict) -> tuple:
+    return tuple(row.get(name) for name in DOCUMENTS_SCHEMA.names if name != "text")
 
 
 def _failure_table(failures: list[tuple[str, str]], limit: int = 50) -> str:

@@ -18,16 +18,21 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from orca_resources.embedder import ModelInfo
-
-from orca_resources.warehouse import read_parquet, write_parquet_atomic
+from orca_resources.warehouse import (
+    ROW_GROUP_ROWS,
+    open_parquet,
+    read_footer,
+    stream_parquet_atomic,
+    write_parquet_atomic,
+)
 
 STORE_FILE = "embeddings.parquet"
 PARTS_DIR = "embeddings.parts"
@@ -74,20 +79,41 @@ class EmbeddingStore:
         # Names start with a nanosecond stamp, so sorting them is oldest first.
         return sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []
 
-    def _tables(self, parts: list[Path] | None = None) -> Iterable[pa.Table]:
-        compacted = read_parquet(self.folder / STORE_FILE)
-        if compacted is not None and (compacted.schema.metadata or {}).get(b"identity") == self.identity.encode():
-            yield compacted
+    def _is_mine(self, parquet: pq.ParquetFile) -> bool:
+        return (parquet.schema_arrow.metadata or {}).get(b"identity") == self.identity.encode()
+
+    def _sources(self, parts: list[Path] | None = None) -> Iterator[pq.ParquetFile]:
+        """The compacted file (when it is of this identity) and then the parts, each open while iterated."""
+        with open_parquet(self.folder / STORE_FILE) as compacted:
+            if compacted is not None and self._is_mine(compacted):
+                yield compacted
         for part in self._part_files() if parts is None else parts:
-            table = read_parquet(part)
-            if table is not None:  # folded in and removed by a compaction since it was listed
-                yield table
+            with open_parquet(part) as parquet:
+                if parquet is not None:  # folded in and removed by a compaction since it was listed
+                    yield parquet
 
     def known_keys(self) -> set[str]:
+        """Keys with a stored vector; reads only the `key` column, never the vectors."""
         keys: set[str] = set()
-        for table in self._tables():
-            keys.update(table["key"].to_pylist())
+        for parquet in self._sources():
+            keys.update(parquet.read(columns=["key"])["key"].to_pylist())
         return keys
+
+    def version(self) -> str | None:
+        """The compacted file's write stamp: it changes whenever the file is rewritten (None if absent or stale)."""
+        footer = read_footer(self.folder / STORE_FILE)
+        if footer is None or footer.metadata.get("identity") != self.identity:
+            return None
+        return footer.metadata.get("orca.version")
+
+    def is_compact_for(self, wanted: set[str]) -> bool:
+        """True when the compacted file holds exactly the `wanted` keys and no part waits to be folded in."""
+        if self._part_files() or self.version() is None:
+            return False
+        with open_parquet(self.folder / STORE_FILE) as compacted:
+            if compacted is None or compacted.metadata.num_rows != len(wanted):
+                return False
+            return set(compacted.read(columns=["key"])["key"].to_pylist()) == wanted
 
     def append_batch(self, keys: list[str], vectors: np.ndarray) -> None:
         """Persist one finished batch at once, atomically."""
@@ -100,25 +126,40 @@ class EmbeddingStore:
         write_parquet_atomic(table, self.parts / name)
 
     def compact(self, wanted: set[str]) -> pa.Table:
-        """Keep the vectors of `wanted` keys only, in one file; drop the parts folded in and stale identities."""
+        """Keep the vectors of `wanted` keys only, in one file; drop the parts folded in and stale identities.
+
+        Streams: sources are read batch by batch and written as they come, so memory holds one batch of
+        vectors plus the set of keys seen (a batch persisted twice by a resumed run leaves duplicates: the
+        first is kept). Returns the stored keys (a one-column table).
+        """
         parts = self._part_files()
-        wanted_keys = pa.array(sorted(wanted), pa.string())
-        tables = [table.filter(pc.is_in(table["key"], wanted_keys)) for table in self._tables(parts)]
-        merged = pa.concat_tables(tables) if tables else self.schema.empty_table()
-        merged = merged.cast(self.schema)
-        # A batch that was persisted twice (a resumed run) leaves duplicate keys: keep the first.
-        if merged.num_rows:
-            keys = merged["key"].to_pylist()
-            seen: dict[str, int] = {}
-            for position, key in enumerate(keys):
-                seen.setdefault(key, position)
-            if len(seen) != len(keys):
-                merged = merged.take(pa.array(sorted(seen.values())))
-        write_parquet_atomic(merged, self.folder / STORE_FILE)
+        seen: set[str] = set()
+        written: list[pa.Array] = []
+        schema = self.schema.with_metadata({**self.schema.metadata, b"orca.version": uuid.uuid4().hex.encode()})
+        with stream_parquet_atomic(self.folder / STORE_FILE, schema) as out:
+            for source in self._sources(parts):
+                for batch in source.iter_batches(batch_size=ROW_GROUP_ROWS, columns=["key", "embedding"]):
+                    # Python set lookups: pc.is_in would hash the whole wanted set again for every part.
+                    keep = []
+                    for key in batch.column(0).to_pylist():
+                        keep.append(key in wanted and key not in seen)
+                        seen.add(key)
+                    if not all(keep):
+                        batch = batch.filter(pa.array(keep, pa.bool_()))
+                    if batch.num_rows:
+                        batch = pa.RecordBatch.from_arrays(
+                            [batch.column(0), batch.column(1).cast(schema.field("embedding").type)], schema=schema
+                        )
+                        out.write(batch)
+                        written.append(batch.column(0))
         for part in parts:
             part.unlink(missing_ok=True)
         self._drop_stale_identities()
-        return merged
+        return pa.table({"key": pa.chunked_array(written, pa.string())})
+
+    def drop_stale_identities(self) -> None:
+        """Public for the unchanged path, which skips compaction but still forgets other identities."""
+        self._drop_stale_identities()
 
     def _drop_stale_identities(self) -> None:
         """Parts of other embedding identities can never be used again once the store moved on."""

@@ -25,9 +25,22 @@ class EmbeddingsConfig(dg.Config):
     force: bool = False  # re-embed every chunk, ignoring stored vectors
 
 
-def _batches(texts: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(texts), size):
-        yield texts[start : start + size]
+def _distinct_keys(identity: str, texts: pa.ChunkedArray, slice_rows: int = 8192) -> dict[str, int]:
+    """Embedding key of every distinct text -> the row of its first chunk, in chunk order.
+
+    Converts the texts to Python a slice at a time, so only the keys (not every text) stay in memory.
+    """
+    keys: dict[str, int] = {}
+    for start in range(0, len(texts), slice_rows):
+        for offset, text in enumerate(texts.slice(start, slice_rows).to_pylist()):
+            keys.setdefault(embedding_key(identity, text), start + offset)
+    return keys
+
+
+def _text_batches(texts: pa.ChunkedArray, rows: list[int], size: int) -> Iterator[list[str]]:
+    """The texts at `rows`, `size` at a time, taken from Arrow only when the embedder asks for them."""
+    for start in range(0, len(rows), size):
+        yield texts.take(pa.array(rows[start : start + size], pa.int64())).to_pylist()
 
 
 @dg.asset(
@@ -54,12 +67,12 @@ def embeddings(
     table = warehouse.read(collection, CHUNKS_FILE, columns=["text"])
     if table is None:
         raise dg.Failure(f"no chunks table for {collection!r}: materialize `chunks` first")
-    texts = table["text"].to_pylist()
-    keys = {embedding_key(info.identity, text): text for text in texts}
+    texts = table["text"]
+    keys = _distinct_keys(info.identity, texts)  # key -> row of its first chunk; texts stay in Arrow
     known = store.known_keys()
     missing_keys = [key for key in keys if key not in known]
-    missing_texts = [keys[key] for key in missing_keys]
-    batch_count = -(-len(missing_texts) // embedder.batch_size)
+    del known
+    batch_count = -(-len(missing_keys) // embedder.batch_size)
     context.log.info(
         f"{collection}: {len(keys)} distinct chunks, {len(keys) - len(missing_keys)} already embedded with "
         f"{info.name} ({info.digest[:19]}), {len(missing_keys)} to embed in {batch_count} batches"
@@ -70,7 +83,8 @@ def embeddings(
     sent = 0
     started = time.perf_counter()
     try:
-        outcomes = embedder.embed_batches(_batches(missing_texts, embedder.batch_size), kind="document")
+        batches = _text_batches(texts, [keys[key] for key in missing_keys], embedder.batch_size)
+        outcomes = embedder.embed_batches(batches, kind="document")
         for number, outcome in enumerate(outcomes, start=1):
             offset = (number - 1) * embedder.batch_size
             batch_keys = missing_keys[offset : offset + len(outcome)]
@@ -91,10 +105,19 @@ def embeddings(
         ) from error
     seconds = time.perf_counter() - started
 
-    stored = store.compact(set(keys) - set(failed))
-    _write_failures(warehouse, collection, failed, keys)
+    wanted = set(keys) - set(failed)
+    # Nothing new, nothing gone, no part to fold in: the compacted file is already the answer, and leaving
+    # it untouched keeps its version stamp, so the index sees its inputs unchanged too.
+    rewritten = bool(sent) or not store.is_compact_for(wanted)
+    if rewritten:
+        stored_rows = store.compact(wanted).num_rows
+    else:
+        store.drop_stale_identities()
+        stored_rows = len(wanted)
+    failed_texts = {key: texts[keys[key]].as_py() for key in failed}
+    _write_failures(warehouse, collection, failed, failed_texts)
     for key, reason in list(failed.items())[:20]:
-        context.log.warning(f"chunk not embedded: {reason}: {keys[key][:80]!r}")
+        context.log.warning(f"chunk not embedded: {reason}: {failed_texts[key][:80]!r}")
     return dg.MaterializeResult(
         metadata={
             "inputs_sent": sent,
@@ -106,12 +129,16 @@ def embeddings(
             "model": info.name,
             "digest": info.digest,
             "dimensions": info.dimensions,
-            "dagster/row_count": stored.num_rows,
+            "store_rewritten": rewritten,
+            "dagster/row_count": stored_rows,
         }
     )
 
 
 def _write_failures(warehouse: WarehouseResource, collection: str, failed: dict[str, str], texts: dict[str, str]):
+    footer = warehouse.footer(collection, FAILED_CHUNKS_FILE)
+    if not failed and footer is not None and footer.num_rows == 0:
+        return  # still no failures: rewriting the same empty file would only cost an fsync
     table = pa.table(
         {
             "key": pa.array(list(failed), pa.string()),

@@ -1,18 +1,35 @@
-"""The `embedding_index` asset: the served Parquet index of a collection, replaced in one rename."""
+"""The `embedding_index` asset: the served Parquet index of a collection, replaced in one rename.
+
+The index is built as a stream: the chunk rows (no vectors) stay in memory, the vector store is read one
+record batch at a time, and each batch's rows are written as they are joined, so memory holds one batch of
+vectors, never the whole store or the whole index. Row order follows the store (it is not part of the
+contract). The footer records which versions of `chunks.parquet` and `embeddings.parquet` it was built
+from (`orca.inputs`); when both are unchanged, the published index is left as it is.
+"""
 
 
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from orca_assets.chunks import CHUNKS_FILE
 from orca_assets.embedding_store import STORE_FILE, embedding_key
 from orca_assets.embeddings import embeddings
 from orca_assets.collection_lock import one_writer_per_collection
 from orca_assets.partitions import collections_partitions
-from orca_resources.warehouse import INDEX_FILE, WarehouseResource
+from orca_resources.warehouse import (
+    ROW_GROUP_ROWS,
+    WarehouseResource,
+    open_parquet,
+    read_footer,
+    read_parquet,
+    stream_parquet_atomic,
+)
 
 INDEX_SCHEMA = pa.schema(
     [
@@ -25,46 +42,90 @@ INDEX_SCHEMA = pa.schema(
         ("source", pa.string()),
     ]
 )
+CHUNK_COLUMNS = ["chunk_id", "doc_id", "chunk_index", "text", "source"]
 
 
-def store_metadata(store: pa.Table) -> dict[str, str]:
-    return {key.decode(): value.decode() for key, value in (store.schema.metadata or {}).items()}
+def store_metadata(schema: pa.Schema) -> dict[str, str]:
+    return {key.decode(): value.decode() for key, value in (schema.metadata or {}).items()}
 
 
-def build_index(chunk_table: pa.Table, store: pa.Table) -> pa.Table:
-    """One row per chunk that has a vector, in chunk order, in the contract's schema."""
-    meta = store_metadata(store)
-    position = {key: row for row, key in enumerate(store["key"].to_pylist())}
-    rows, take = [], []
-    for row, text in enumerate(chunk_table["text"].to_pylist()):
-        found = position.get(embedding_key(meta["identity"], text))
-        if found is not None:
-            rows.append(row)
-            take.append(found)
-    picked = chunk_table.take(pa.array(rows, pa.int64()))
-    vectors = store["embedding"].take(pa.array(take, pa.int64())).cast(pa.list_(pa.float32()))
-    schema = INDEX_SCHEMA.with_metadata(
-        {
-            "orca.model": meta["model"],
-            "orca.digest": meta["digest"],
-            "orca.dimensions": meta["dimensions"],
-            "orca.identity": meta["identity"],
-            "orca.normalized": meta["normalized"],
-            "orca.created_at": datetime.now(timezone.utc).isoformat(),
-        }
-    )
-    return pa.Table.from_arrays(
+def index_schema(meta: dict[str, str], inputs: str | None) -> pa.Schema:
+    """The contract's schema with the model's identity (and what the index was built from) in its metadata."""
+    fields = {
+        "orca.model": meta["model"],
+        "orca.digest": meta["digest"],
+        "orca.dimensions": meta["dimensions"],
+        "orca.identity": meta["identity"],
+        "orca.normalized": meta["normalized"],
+        "orca.created_at": datetime.now(timezone.utc).isoformat(),
+    }
+    if inputs:
+        fields["orca.inputs"] = inputs
+    return INDEX_SCHEMA.with_metadata(fields)
+
+
+def chunk_keys(identity: str, texts: pa.ChunkedArray, slice_rows: int = 8192) -> pa.Array:
+    """The embedding key of every chunk text, computed a slice at a time (no list of every text in Python)."""
+    pieces = [
+        pa.array([embedding_key(identity, text) for text in texts.slice(start, slice_rows).to_pylist()], pa.string())
+        for start in range(0, len(texts), slice_rows)
+    ]
+    return pa.concat_arrays(pieces) if pieces else pa.array([], pa.string())
+
+
+def write_index(chunks_path: Path, store_path: Path, target: Path, inputs: str | None = None) -> tuple[int, int]:
+    """Join chunks to their vectors batch by batch into `target` (atomically); returns (rows, documents)."""
+    chunk_table = read_parquet(chunks_path, columns=CHUNK_COLUMNS)
+    with open_parquet(store_path) as store:
+        if chunk_table is None or store is None:
+            raise FileNotFoundError(chunks_path if chunk_table is None else store_path)
+        meta = store_metadata(store.schema_arrow)
+        # Where each chunk's vector is in the store (first occurrence), from the key column alone.
+        store_keys = store.read(columns=["key"])["key"]
+        found = pc.index_in(chunk_keys(meta["identity"], chunk_table["text"]), value_set=store_keys)
+        del store_keys
+        position = found.to_numpy(zero_copy_only=False)  # nulls become NaN
+        has_vector = np.flatnonzero(~np.isnan(position))
+        order = has_vector[np.argsort(position[has_vector], kind="stable")]  # chunk rows in store order
+        store_row = position[order].astype(np.int64)
+        schema = index_schema(meta, inputs)
+        documents: set[str] = set()
+        offset = 0
+        with stream_parquet_atomic(target, schema) as out:
+            for batch in store.iter_batches(batch_size=ROW_GROUP_ROWS, columns=["embedding"]):
+                lo, hi = np.searchsorted(store_row, [offset, offset + batch.num_rows])
+                if hi > lo:
+                    picked = chunk_table.take(pa.array(order[lo:hi]))
+                    vectors = batch.column(0).take(pa.array(store_row[lo:hi] - offset))
+                    out.write(_rows(picked, vectors, meta["model"], schema))
+                    documents.update(pc.unique(picked["doc_id"]).to_pylist())
+                offset += batch.num_rows
+        return out.num_rows, len(documents)
+
+
+def _rows(picked: pa.Table, vectors: pa.Array, model: str, schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(
         [
-            picked["chunk_id"],
-            picked["doc_id"],
-            picked["chunk_index"],
-            picked["text"].cast(pa.string()),
-            vectors,
-            pa.array([meta["model"]] * len(rows), pa.string()),
-            picked["source"],
+            picked["chunk_id"].combine_chunks(),
+            picked["doc_id"].combine_chunks(),
+            picked["chunk_index"].combine_chunks(),
+            picked["text"].combine_chunks().cast(pa.string()),
+            vectors.cast(pa.list_(pa.float32())),
+            pa.array([model] * picked.num_rows, pa.string()),
+            picked["source"].combine_chunks(),
         ],
         schema=schema,
     )
+
+
+def index_inputs(warehouse: WarehouseResource, collection: str) -> str | None:
+    """Versions of the chunks and of the vector store, or None when either is unstamped (always rebuild)."""
+    chunks = warehouse.footer(collection, CHUNKS_FILE)
+    store = warehouse.footer(collection, STORE_FILE)
+    if chunks is None or store is None:
+        return None
+    versions = chunks.metadata.get("orca.version"), store.metadata.get("orca.version")
+    return f"chunks:{versions[0]};embeddings:{versions[1]}" if all(versions) else None
 
 
 @dg.asset(
@@ -79,25 +140,33 @@ def build_index(chunk_table: pa.Table, store: pa.Table) -> pa.Table:
 def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     collection = context.partition_key
     started = time.perf_counter()
-    chunk_table = warehouse.read(collection, CHUNKS_FILE, columns=["chunk_id", "doc_id", "chunk_index", "text", "source"])
-    store = warehouse.read(collection, STORE_FILE)
-    if chunk_table is None or store is None:
+    path = warehouse.index_path(collection)
+    chunk_footer = warehouse.footer(collection, CHUNKS_FILE)
+    if chunk_footer is None or warehouse.footer(collection, STORE_FILE) is None:
         raise dg.Failure(f"{collection!r} has no chunks or embeddings yet: materialize them first")
-    index = build_index(chunk_table, store)
-    path = warehouse.write(collection, INDEX_FILE, index)
-    meta = store_metadata(store)
-    documents = len(set(index["doc_id"].to_pylist()))
-    context.log.info(f"{collection}: published {index.num_rows} rows from {documents} documents to {path}")
+    inputs = index_inputs(warehouse, collection)
+    published = read_footer(path)
+    unchanged = inputs is not None and published is not None and published.metadata.get("orca.inputs") == inputs
+    if unchanged:
+        rows = published.num_rows
+        documents = pc.count_distinct(read_parquet(path, columns=["doc_id"])["doc_id"]).as_py()
+        context.log.info(f"{collection}: chunks and vectors unchanged; {path} ({rows} rows) left as it is")
+    else:
+        rows, documents = write_index(warehouse.path(collection, CHUNKS_FILE), warehouse.path(collection, STORE_FILE),
+                                      path, inputs)
+        context.log.info(f"{collection}: published {rows} rows from {documents} documents to {path}")
+    meta = (published if unchanged else read_footer(path)).metadata
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": index.num_rows,
+            "dagster/row_count": rows,
             "dagster/column_schema": dg.TableSchema(
                 columns=[dg.TableColumn(field.name, str(field.type)) for field in INDEX_SCHEMA]
             ),
             "documents": documents,
-            "chunks_without_vector": chunk_table.num_rows - index.num_rows,
-            "model": meta["model"],
-            "dimensions": int(meta["dimensions"]),
+            "chunks_without_vector": chunk_footer.num_rows - rows,
+            "model": meta["orca.model"],
+            "dimensions": int(meta["orca.dimensions"]),
+            "rewritten": not unchanged,
             "path": dg.MetadataValue.path(str(path)),
             "size_bytes": path.stat().st_size,
             "seconds": round(time.perf_counter() - started, 3),

@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from orca_intake.auth import authenticate
 from orca_intake.errors import install_error_handlers
+from orca_intake.group_commit import DocumentWriter
 from orca_intake.limits import BodySizeLimit
 from orca_intake.metrics import IntakeMetrics, MetricsMiddleware
 from orca_intake.routers import collections, documents, embeddings, health, jobs, search
@@ -47,9 +48,11 @@ def build_embedder(settings: OrcaSettings) -> Embedder:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the queue store, the embedder and the JWKS client for the app's life, and close them after."""
+    """Open the queue store, the document writer, the embedder and the JWKS client for the app's life."""
     settings: IntakeSettings = app.state.settings
     app.state.queue = await run_in_threadpool(IntakeQueue, settings.queue_url)
+    # Stores posted documents in groups: one flush and one queue commit for all concurrent posts.
+    app.state.writer = DocumentWriter()
     app.state.embedder = build_embedder(settings.orca)
     # PyJWKClient caches the key set and refetches it when a token names an unknown key id.
     app.state.jwks_client = (
@@ -61,6 +64,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         close = getattr(app.state.embedder, "close", None)
         if callable(close):
             close()
+        # Uvicorn has answered (or dropped) every request by now: store whatever is pending, then close.
+        await run_in_threadpool(app.state.writer.close)
         app.state.queue.close()
         if app.state.dagster_instance is not None:
             app.state.dagster_instance.dispose()
@@ -100,8 +105,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         lambda: getattr(app.state, "queue", None),
         instance=lambda: shared_instance(app.state, settings.orca.dagster_home),
     )
-    # Endpoints read settings through the get_settings dependency; make it answer this app's settings.
-    app.dependency_overrides[get_settings] = lambda: settings
     install_error_handlers(app)
     # add_middleware wraps what is already there: metrics outermost, so they also count 413 answers.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

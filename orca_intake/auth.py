@@ -14,10 +14,11 @@ from typing import Annotated
 
 import jwt
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from orca_intake.errors import Forbidden, ServiceUnavailable, Unauthorized
-from orca_intake.settings import IntakeSettings, get_settings
+from orca_intake.settings import IntakeSettings
 
 JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 CLOCK_SKEW_SECONDS = 10
@@ -119,12 +120,15 @@ def _verify_jwt(token: str, settings: IntakeSettings, jwks: jwt.PyJWKClient | No
         raise _refuse("the token's signature or claims are invalid") from None
 
 
-def authenticate(
-    request: Request,
-    settings: Annotated[IntakeSettings, Depends(get_settings)],
-    _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+async def authenticate(
+    request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 ) -> Principal:
-    """The caller, or 401 (with `WWW-Authenticate: Bearer`) for a missing, malformed, wrong or expired token."""
+    """The caller, or 401 (with `WWW-Authenticate: Bearer`) for a missing, malformed, wrong or expired token.
+
+    `async def` (no thread hop per request): only a JWKS lookup, which may fetch keys over the network,
+    runs in a worker thread.
+    """
+    settings: IntakeSettings = request.app.state.settings
     if not settings.auth_enabled:
         # `python -m orca_intake` only binds loopback without auth; this also covers a hand-run uvicorn.
         client = request.client.host if request.client else ""
@@ -144,7 +148,11 @@ def authenticate(
     if settings.tokens and _matches_static(token, settings.tokens):
         return Principal("token")
     if settings.jwt_secret or settings.jwks_url:
-        claims = _verify_jwt(token, settings, getattr(request.app.state, "jwks_client", None))
+        jwks = getattr(request.app.state, "jwks_client", None)
+        if jwks is not None:
+            claims = await run_in_threadpool(_verify_jwt, token, settings, jwks)
+        else:
+            claims = _verify_jwt(token, settings, None)
         subject = claims.get("sub")
         return Principal("jwt", subject if isinstance(subject, str) else None)
     raise _refuse("the token is not valid")

@@ -1,7 +1,8 @@
 """FastAPI dependencies and their `Annotated` aliases, so endpoints declare what they need in one word.
 
-The queue and the embedder are opened once by the app's lifespan and handed out from `app.state`;
-tests replace any of them with `app.dependency_overrides`.
+The settings, queue, writer and embedder belong to the app (`app.state`, opened by its lifespan); tests
+replace any of them with `app.dependency_overrides`. The dependencies are `async def` because they only
+read attributes: a plain `def` dependency costs a hop to the worker-thread pool on every request.
 """
 
 from __future__ import annotations
@@ -14,26 +15,37 @@ from fastapi import Path as PathParam
 
 from orca_intake.auth import Principal, authenticate
 from orca_intake.errors import InvalidInput, NotFound
+from orca_intake.group_commit import DocumentWriter
 from orca_intake.metrics import IntakeMetrics
-from orca_intake.settings import IntakeSettings, get_settings
+from orca_intake.settings import IntakeSettings
 from orca_resources.embedder import Embedder
 from orca_resources.intake_queue import IntakeQueue
 from orca_resources.settings import check_collection
 
 
-def get_queue(request: Request) -> IntakeQueue:
+async def app_settings(request: Request) -> IntakeSettings:
+    """The app's settings (`create_app(settings)`), without a dependency override: an override makes FastAPI
+    rebuild the dependency's tree on every request."""
+    return request.app.state.settings
+
+
+async def get_queue(request: Request) -> IntakeQueue:
     return request.app.state.queue
 
 
-def get_embedder(request: Request) -> Embedder:
+async def get_writer(request: Request) -> DocumentWriter:
+    return request.app.state.writer
+
+
+async def get_embedder(request: Request) -> Embedder:
     return request.app.state.embedder
 
 
-def get_metrics(request: Request) -> IntakeMetrics:
+async def get_metrics(request: Request) -> IntakeMetrics:
     return request.app.state.metrics
 
 
-def valid_collection(
+async def valid_collection(
     collection: Annotated[
         str,
         PathParam(
@@ -50,15 +62,16 @@ def valid_collection(
         raise InvalidInput(str(error), code="invalid_collection") from None
 
 
-SettingsDep = Annotated[IntakeSettings, Depends(get_settings)]
+SettingsDep = Annotated[IntakeSettings, Depends(app_settings)]
 QueueDep = Annotated[IntakeQueue, Depends(get_queue)]
+WriterDep = Annotated[DocumentWriter, Depends(get_writer)]
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
 MetricsDep = Annotated[IntakeMetrics, Depends(get_metrics)]
 AuthDep = Annotated[Principal, Depends(authenticate)]
 CollectionDep = Annotated[str, Depends(valid_collection)]
 
 
-def existing_inbox(collection: CollectionDep, settings: SettingsDep) -> Path:
+async def existing_inbox(collection: CollectionDep, settings: SettingsDep) -> Path:
     """The inbox folder of a collection that exists, or 404."""
     inbox = settings.inbox_dir(collection)
     if not inbox.is_dir():

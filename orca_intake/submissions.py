@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from orca_intake.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
+from orca_intake.errors import InvalidInput, PayloadTooLarge
+from orca_intake.group_commit import DocumentWriter, StoreJob
 from orca_intake.settings import IntakeSettings
 from orca_resources import inbox
+from orca_resources.inbox_staging import NewDocument
 from orca_resources.intake_queue import IntakeQueue
 
 MAX_METADATA_BYTES = 64 * 1024
@@ -166,35 +166,24 @@ def check_unique(submissions: list[Submission]) -> None:
         seen.add(submission.doc_id)
 
 
-def store(settings: IntakeSettings, queue: IntakeQueue, collection: str, submissions: list[Submission]) -> str:
+async def store(
+    writer: DocumentWriter, settings: IntakeSettings, queue: IntakeQueue, collection: str, submissions: list[Submission]
+) -> str:
     """Write every document (and its source record) into the inbox, then commit the queue row; its id.
 
-    Blocking (fsync, database): run it in a worker thread.
+    Returns once the documents are durable and the row committed, together with the other requests of the
+    writer's group (orca_intake/group_commit.py); raises the domain error of a failure (4xx or 503).
     """
     check_unique(submissions)
     request_id = uuid.uuid4().hex
     received_at = datetime.now(UTC).isoformat()
     documents = [
-        inbox.NewDocument(
+        NewDocument(
             s.doc_id, s.data, {"request_id": request_id, "metadata": s.metadata, "received_at": received_at}
         )
         for s in submissions
     ]
-    try:
-        doc_ids = inbox.write_documents(settings.inbox_dir(collection), documents)
-    except ValueError as error:  # a symbolic link in the inbox leading elsewhere
-        raise InvalidInput(str(error), code="invalid_doc_id") from None
-    except OSError as error:
-        raise ServiceUnavailable(
-            f"could not write the documents into the inbox: {error.strerror or error}", code="storage_unavailable"
-        ) from None
-    payload = {"doc_ids": doc_ids, "metadata": sum(1 for s in submissions if s.metadata)}
-    try:
-        queue.enqueue("documents", collection, payload, request_id=request_id)
-    except SQLAlchemyError as error:  # the documents are in the inbox, but the request is not queued
-        raise ServiceUnavailable(
-            f"the documents were written but the request could not be queued ({type(error).__name__}); "
-            "the inbox sensor will still index them",
-            code="queue_unavailable",
-        ) from None
+    payload = {"doc_ids": [s.doc_id for s in submissions], "metadata": sum(1 for s in submissions if s.metadata)}
+    row = ("documents", collection, payload, request_id)
+    await writer.store(StoreJob(queue, settings.inbox_dir(collection), documents, row))
     return request_id

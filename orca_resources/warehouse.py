@@ -10,6 +10,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +20,26 @@ import pyarrow.parquet as pq
 from orca_resources.settings import check_collection
 
 INDEX_FILE = "embedding_index.parquet"
+
+
+def prefer_jemalloc() -> None:
+    """Use Arrow's jemalloc pool for this process unless the user chose one (ARROW_DEFAULT_MEMORY_POOL).
+
+    Measured on this pipeline: the default mimalloc pool keeps the pages of freed batches, so a step starts
+    from what the previous step left behind (200,000 chunks: the index step started at 380 MiB with
+    mimalloc, 242 MiB with jemalloc, for the same work). jemalloc hands freed pages back to the system.
+    """
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except (NotImplementedError, pa.ArrowException):
+        pass  # a pyarrow built without jemalloc: keep its default
+
+
+# Row groups of streamed writes: big enough for good compression, small enough to bound a reader's memory
+# (2,048 rows of 768 float32 are 6 MiB).
+ROW_GROUP_ROWS = 2048
 
 
 def fsync_dir(path: Path) -> None:
@@ -54,19 +75,100 @@ def read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table | Non
     """Read a Parquet file, or None when it does not exist yet.
 
     Reads through one open file: pyarrow opens a path more than once, and a rename in between (an atomic
-    replace) would mix the old file's footer with the new file's bytes.
+    replace) would mix the old file's footer with the new file's bytes. The file is Arrow's own (OSFile),
+    not a Python file object, whose reads would go through Python bytes outside Arrow's memory pool.
     """
     try:
-        with open(path, "rb") as handle:
+        with pa.OSFile(str(path)) as handle:
             return pq.read_table(handle, columns=columns)
     except FileNotFoundError:
         return None
+
+
+@dataclass(frozen=True)
+class Footer:
+    """What a Parquet file's footer tells without reading any data: schema (with metadata) and row count."""
+
+    schema: pa.Schema
+    num_rows: int
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {key.decode(): value.decode() for key, value in (self.schema.metadata or {}).items()}
+
+
+def read_footer(path: Path) -> Footer | None:
+    """The footer of a Parquet file, or None when it does not exist (reads a few KiB, never the data)."""
+    try:
+        with pa.OSFile(str(path)) as handle:
+            parquet = pq.ParquetFile(handle)
+            return Footer(parquet.schema_arrow, parquet.metadata.num_rows)
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def open_parquet(path: Path) -> Iterator[pq.ParquetFile | None]:
+    """A ParquetFile over one open handle (see read_parquet), or None when the file does not exist."""
+    try:
+        handle = pa.OSFile(str(path))
+    except FileNotFoundError:
+        yield None
+        return
+    with handle:
+        yield pq.ParquetFile(handle)
+
+
+class StreamWriter:
+    """Writes record batches as they come, in row groups of about ROW_GROUP_ROWS rows."""
+
+    def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema, rows: int = ROW_GROUP_ROWS):
+        self.writer, self.schema, self.rows = writer, schema, rows
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+        self.num_rows = 0
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if batch.num_rows == 0:
+            return
+        if isinstance(batch, pa.Table):
+            for piece in batch.to_batches():
+                self.write(piece)
+            return
+        self.pending.append(batch)
+        self.pending_rows += batch.num_rows
+        self.num_rows += batch.num_rows
+        if self.pending_rows >= self.rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            table = pa.Table.from_batches(self.pending, schema=self.schema)
+            self.writer.write_table(table, row_group_size=max(self.rows, table.num_rows))
+            self.pending, self.pending_rows = [], 0
+
+
+@contextlib.contextmanager
+def stream_parquet_atomic(target: Path, schema: pa.Schema) -> Iterator[StreamWriter]:
+    """Write `target` batch by batch aside, and rename it into place only once it is complete."""
+    with atomic_path(target) as tmp:
+        writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+        stream = StreamWriter(writer, schema)
+        try:
+            yield stream
+            stream.flush()
+        finally:
+            writer.close()
 
 
 class WarehouseResource(dg.ConfigurableResource):
     """Where collections live on disk: `<home>/inbox/<collection>/` and `<home>/warehouse/<collection>/`."""
 
     home: str = ".orca"
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Per run, not at import: the pool is process-wide, and importers such as the intake need not change it.
+        prefer_jemalloc()
 
     @property
     def root(self) -> Path:
@@ -88,6 +190,12 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def read(self, collection: str, name: str, columns: list[str] | None = None) -> pa.Table | None:
         return read_parquet(self.path(collection, name), columns)
+
+    def footer(self, collection: str, name: str) -> Footer | None:
+        return read_footer(self.path(collection, name))
+
+    def stream(self, collection: str, name: str, schema: pa.Schema) -> contextlib.AbstractContextManager[StreamWriter]:
+        return stream_parquet_atomic(self.path(collection, name), schema)
 
     def write(self, collection: str, name: str, table: pa.Table) -> Path:
         target = self.path(collection, name)

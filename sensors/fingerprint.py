@@ -3,12 +3,20 @@
 Shared by `inbox_sensor` and `intake_sensor`: both tag their runs with the fingerprint of the inbox state the
 run was requested for (`orca/inbox_fingerprint`), which is how the inbox sensor recognises a change that an
 intake run already covers.
+
+The digest is composed per folder: each folder's listing (its visible files' names, sizes, mtimes and ctimes)
+has its own digest (`scan_folder`), and the collection's digest is a digest of (relative folder path, file
+count, folder digest) for every folder holding files, in walk order (`compose`). `fingerprint` computes it with
+a full walk, exact at the moment it is called; `sensors.folder_cache` computes the same digest from per-folder
+listings it keeps between ticks. Both go through `scan_folder`, `walk_tree` and `compose`, so the same tree
+state gives the same digest either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,55 +52,144 @@ class Fingerprint:
 EMPTY = Fingerprint(EMPTY_DIGEST, 0, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class FolderScan:
+    """One folder's listing as of `scanned_at_ns`: its part of the fingerprint, and what a cache compares."""
+
+    key: tuple[int, int, int]  # (inode, mtime_ns, ctime_ns) of the folder, taken before listing it
+    digest: str  # of its visible files' lines; "" when it holds none
+    files: int
+    newest_ns: int  # latest of the folder's mtime and its files' mtimes and ctimes
+    subfolders: tuple[str, ...]  # visible real sub-folders (links not followed), sorted by name
+    scanned_at_ns: int  # wall clock (time.time_ns) at or before the folder's stat
+
+
+def folder_key(info: os.stat_result) -> tuple[int, int, int]:
+    """What changes when entries are created, deleted or renamed in a folder (or the folder is replaced)."""
+    return info.st_ino, info.st_mtime_ns, info.st_ctime_ns
+
+
+def _list_folder(path: str, newest: int) -> tuple[list[str], list[str], int] | None:
+    """(sorted lines of the visible files, visible real sub-folders, newest change) of `path`, or None."""
+    try:
+        with os.scandir(path) as scan:
+            entries = list(scan)
+    except OSError:
+        return None  # gone or unreadable: it holds nothing the documents asset could read either
+    lines: list[str] = []
+    folders: list[str] = []
+    for entry in entries:
+        name = entry.name
+        if is_ignored_name(name):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(name)
+                continue
+            if entry.is_symlink():
+                if os.path.isdir(entry.path):
+                    continue  # scan_inbox walks a linked folder where it really is, not here
+                stat = entry.stat(follow_symlinks=True)
+            elif entry.is_file(follow_symlinks=False):
+                stat = entry.stat(follow_symlinks=False)
+            else:
+                continue  # sockets, fifos and devices are not documents
+        except OSError:
+            lines.append(f"{name}\0-\n")  # a broken link is still a (failing) document
+            continue
+        mtime, ctime = stat.st_mtime_ns, stat.st_ctime_ns
+        lines.append(f"{name}\0{stat.st_size}\0{mtime}\0{ctime}\n")
+        if mtime > newest:
+            newest = mtime
+        if ctime > newest:
+            newest = ctime
+    # Sorting lines sorts by name: a name ends at "\0", which sorts before any character a name can hold.
+    lines.sort()
+    folders.sort()
+    return lines, folders, newest
+
+
+def scan_folder(path: str, info: os.stat_result, scanned_at_ns: int) -> FolderScan | None:
+    """List `path` (whose `os.stat` is `info`) and stat its visible files; None when it cannot be listed.
+
+    Names are filtered like `scan_inbox` does (hidden/temporary names and their folders skipped), folder links
+    are not followed, and a broken link is still a (failing) document.
+    """
+    listed = _list_folder(path, info.st_mtime_ns)  # a deletion only shows in its folder's mtime
+    if listed is None:
+        return None
+    lines, folders, newest = listed
+    digest = text_digest("".join(lines)) if lines else ""
+    return FolderScan(folder_key(info), digest, len(lines), newest, tuple(folders), scanned_at_ns)
+
+
+Scanner = Callable[[str, str], "FolderScan | None"]
+
+
+def walk_tree(root: str, scan: Scanner) -> list[tuple[str, FolderScan]]:
+    """(relative folder path ending in "/", or "" for `root`; its scan) for every folder `scan` could list,
+    depth first with sub-folders in name order: the order `compose` digests them in."""
+    found: list[tuple[str, FolderScan]] = []
+    stack: list[tuple[str, str]] = [(root, "")]
+    while stack:
+        path, prefix = stack.pop()
+        listing = scan(path, prefix)
+        if listing is None:
+            continue
+        found.append((prefix, listing))
+        # Reversed so the stack pops sub-folders in name order: the digest depends only on the tree.
+        stack.extend((os.path.join(path, name), f"{prefix}{name}/") for name in reversed(listing.subfolders))
+    return found
+
+
+def compose(folders: list[tuple[str, FolderScan]]) -> Fingerprint:
+    """The collection's fingerprint from its folders' scans, in `walk_tree` order."""
+    hasher = hashlib.blake2b(digest_size=DIGEST_CHARS // 2)
+    files = newest = 0
+    for prefix, listing in folders:
+        newest = max(newest, listing.newest_ns)
+        if listing.files:  # an empty folder gives the documents asset nothing to read
+            files += listing.files
+            hasher.update(f"{prefix}\0{listing.files}\0{listing.digest}\n".encode("utf-8", "surrogateescape"))
+    return Fingerprint(hasher.hexdigest() if files else EMPTY_DIGEST, files, newest)
+
+
+def _scan_now(path: str, prefix: str) -> FolderScan | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return scan_folder(path, info, 0)
+
+
 def fingerprint(folder: Path) -> Fingerprint:
-    """Walk `folder` like `scan_inbox` does (hidden/temporary names and their folders skipped, folder links
-    not followed) and digest what it finds; a missing folder is an empty collection.
+    """Walk all of `folder` now and digest what it finds (exact; no cache); a missing folder is empty.
 
     ctime is part of the digest because a file moved or copied in with its old mtime still gets a new ctime,
     and because it makes every state new: a run key derived from (previous, new) digests never repeats.
     """
+    return compose(walk_tree(os.fspath(folder), _scan_now))
+
+
+def legacy_digest(folder: Path) -> str:
+    """The digest `fingerprint` gave before it was composed per folder (inbox cursor version 1): one digest of
+    every visible file's line, with its path relative to `folder`, in walk order. Only for carrying a cursor
+    over the upgrade without one run per collection."""
     hasher = hashlib.blake2b(digest_size=DIGEST_CHARS // 2)
     files = 0
-    newest = 0
-    stack: list[tuple[str, str]] = [(os.fspath(folder), "")]
-    while stack:
-        path, prefix = stack.pop()
-        try:
-            with os.scandir(path) as scan:
-                entries = sorted(scan, key=lambda e: e.name)
-            newest = max(newest, os.stat(path).st_mtime_ns)  # a deletion only shows in its folder
-        except OSError:
-            continue  # gone or unreadable: it holds nothing the documents asset could read either
-        folders = []
-        chunk = []
-        for entry in entries:
-            name = entry.name
-            if is_ignored_name(name):
-                continue
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    folders.append((entry.path, f"{prefix}{name}/"))
-                    continue
-                if entry.is_symlink():
-                    if os.path.isdir(entry.path):
-                        continue  # scan_inbox walks a linked folder where it really is, not here
-                    info = entry.stat(follow_symlinks=True)
-                elif entry.is_file(follow_symlinks=False):
-                    info = entry.stat(follow_symlinks=False)
-                else:
-                    continue  # sockets, fifos and devices are not documents
-                mtime, ctime = info.st_mtime_ns, info.st_ctime_ns
-                chunk.append(f"{prefix}{name}\0{info.st_size}\0{mtime}\0{ctime}\n")
-            except OSError:
-                mtime = ctime = 0  # a broken link is still a (failing) document
-                chunk.append(f"{prefix}{name}\0-\n")
-            files += 1
-            newest = max(newest, mtime, ctime)
-        if chunk:
-            hasher.update("".join(chunk).encode("utf-8", "surrogateescape"))
-        # Reversed so the stack pops sub-folders in name order: the digest depends only on the tree.
-        stack.extend(reversed(folders))
-    return Fingerprint(hasher.hexdigest() if files else EMPTY_DIGEST, files, newest)
+
+    def scan(path: str, prefix: str) -> FolderScan | None:
+        nonlocal files
+        listed = _list_folder(path, 0)
+        if listed is None:
+            return None
+        lines, folders, _ = listed
+        hasher.update("".join(prefix + line for line in lines).encode("utf-8", "surrogateescape"))
+        files += len(lines)
+        return FolderScan((0, 0, 0), "", len(lines), 0, tuple(folders), 0)
+
+    walk_tree(os.fspath(folder), scan)
+    return hasher.hexdigest() if files else EMPTY_DIGEST
 
 
 def collection_folders(inbox: Path) -> tuple[list[str], list[str]]:

@@ -1,8 +1,14 @@
 """`inbox_sensor`: folders dropped under `$ORCA_HOME/inbox/` become partitions, and changes become runs.
 
-Each tick fingerprints every collection folder (one `scandir` + `stat` walk, no file is read) and compares it
-with the digest in the cursor. A collection whose fingerprint moved gets ONE run, keyed by the change
-(`<collection>:<hash of previous and new digest>`), once the change has settled:
+Each tick fingerprints every collection folder (no file is read) and compares it with the digest in the cursor.
+The fingerprints come from `sensors.folder_cache`: per-folder listings kept in this process between ticks, so
+an unchanged tick stats each folder and re-lists only folders that changed (new, deleted or renamed entries,
+atomic saves), changed recently, or whose turn it is in a rotating sweep. A file rewritten in place, without
+a rename, is seen by that sweep within `ORCA_INBOX_SWEEP_TICKS` ticks (default 8) rather than on the next
+one; the first tick of a fresh process walks everything.
+
+A collection whose fingerprint moved gets ONE run, keyed by the change (`<collection>:<hash of previous and
+new digest>`), once the change has settled:
 
 - nothing in it (file, or folder for deletions) changed during the last `SETTLE_SECONDS`, and
 - the same fingerprint was already seen on the previous tick.
@@ -15,9 +21,10 @@ Runs of the REST intake cover the same folders. A change is not run again when
 - the newest inbox/intake run of the collection was requested for exactly this fingerprint (both sensors tag
   their runs with `orca/inbox_fingerprint`).
 
-Cursor (JSON, a few dozen bytes per collection): `{"v": 1, "c": {name: {"d": digest acted on, "n": files,
-"p": digest seen last tick, when different}}, "r": collection to resume a walk cut short, "bad": digest of
-the invalid folder names already reported}`.
+Cursor (JSON, a few dozen bytes per collection): `{"v": 2, "c": {name: {"d": digest acted on, "n": files,
+"p": digest seen last tick, when different, "l": 1 while "d" is a version-1 digest}}, "r": collection to
+resume a walk cut short, "bad": digest of the invalid folder names already reported}`. Version 1 digests
+(before fingerprints were composed per folder) are carried over without a run when nothing changed.
 """
 
 from __future__ import annotations
@@ -41,15 +48,16 @@ from sensors.fingerprint import (
     Fingerprint,
     change_key,
     collection_folders,
-    fingerprint,
+    legacy_digest,
     text_digest,
 )
+from sensors.folder_cache import InboxCache, inbox_cache
 
 SETTLE_SECONDS = 3.0
 MAX_RUNS_PER_TICK = 20
 WALK_BUDGET_SECONDS = 30.0  # half the sensor timeout; a cut walk resumes where it stopped next tick
 QUEUED_DEFER_SECONDS = 600  # an intake request queued longer is stuck (intake sensor off): stop waiting for it
-CURSOR_VERSION = 1
+CURSOR_VERSION = 2  # 2: digests composed per folder (sensors.fingerprint); 1 is carried over (`_carry_over`)
 
 clock = time.time  # tests move time instead of sleeping
 
@@ -59,12 +67,28 @@ def _load_cursor(raw: str | None) -> dict:
         state = json.loads(raw) if raw else {}
     except ValueError:
         state = {}
-    if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
+    if not isinstance(state, dict) or state.get("v") not in (1, CURSOR_VERSION):
         state = {}  # an unreadable cursor only costs one extra (incremental, idempotent) run per collection
-    return {"v": CURSOR_VERSION, "c": dict(state.get("c") or {}), "r": state.get("r"), "bad": state.get("bad")}
+    entries = dict(state.get("c") or {})
+    if state.get("v") == 1:
+        entries = {name: {"d": entry.get("d", EMPTY_DIGEST), "n": entry.get("n", 0), "l": 1}
+                   for name, entry in entries.items() if isinstance(entry, dict)}
+    return {"v": CURSOR_VERSION, "c": entries, "r": state.get("r"), "bad": state.get("bad")}
 
 
-def _walk(inbox: Path, names: list[str], resume: str | None) -> tuple[dict[str, Fingerprint], str | None]:
+def _carry_over(entries: dict[str, dict], observed: dict[str, Fingerprint], inbox: Path) -> None:
+    """Entries marked "l" hold a version-1 digest: where the collection still is in the state that digest
+    describes, take the new digest for it, so that an upgrade does not request one run per collection."""
+    for name, fp in observed.items():
+        entry = entries.get(name)
+        if entry is not None and entry.pop("l", None) and entry["d"] != fp.digest:
+            if fp.files and legacy_digest(inbox / name) == entry["d"]:  # one more full walk, once
+                entry["d"] = fp.digest
+
+
+def _walk(
+    cache: InboxCache, inbox: Path, names: list[str], resume: str | None
+) -> tuple[dict[str, Fingerprint], str | None]:
     """Fingerprints of `names` starting at `resume`, until the time budget runs out; (found, where to resume)."""
     start = names.index(resume) if resume in names else 0
     ordered = names[start:] + names[:start]
@@ -73,7 +97,8 @@ def _walk(inbox: Path, names: list[str], resume: str | None) -> tuple[dict[str, 
     for name in ordered:
         if found and time.monotonic() - started > WALK_BUDGET_SECONDS:
             return found, name  # at least one collection per tick, so a huge one cannot stall the rest
-        found[name] = fingerprint(inbox / name)
+        # Folders changed within the settle time are re-listed every tick: the settle rule judges fresh data.
+        found[name] = cache.fingerprint(inbox / name, quiet_seconds=SETTLE_SECONDS)
     return found, None
 
 
@@ -127,10 +152,15 @@ def inbox_sensor(
     known = set(context.instance.get_dynamic_partitions(collections_partitions.name))
     new_partitions = [name for name in names if name not in known]
 
-    observed, state["r"] = _walk(inbox, names, state["r"])
+    cache = inbox_cache(inbox)
+    cache.begin_tick()
+    observed, state["r"] = _walk(cache, inbox, names, state["r"])
+    if state["r"] is None:
+        cache.retain(inbox / name for name in names)
     for gone in [name for name in entries if name not in names]:
         if state["r"] is None:  # only a complete walk proves a folder is gone
             observed[gone] = EMPTY
+    _carry_over(entries, observed, inbox)
 
     now_ns = int(clock() * 1e9)
     changed = {name: fp for name, fp in observed.items() if fp.digest != entries.get(name, {}).get("d", EMPTY_DIGEST)}
@@ -178,6 +208,11 @@ def inbox_sensor(
         summary += f", {len(new_partitions)} new collection(s): {', '.join(new_partitions[:10])}"
     if state["r"]:
         summary += f"; walk stopped at {state['r']!r} after {WALK_BUDGET_SECONDS:.0f}s, resuming next tick"
+    stats = cache.stats
+    summary += (
+        f"; {stats.folders} folder(s) checked, {stats.listed} re-listed as new or changed, "
+        f"{stats.swept} by the sweep, {stats.files} file(s) stat'ed"
+    )
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=(

@@ -198,6 +198,16 @@ def sensor_harness(tmp_path) -> Iterator[SensorHarness]:
         harness.close()
 
 
+@pytest.fixture
+def later(monkeypatch):
+    """Let the inbox sensor see the clock a minute ahead, so files written by the test count as settled."""
+    import time
+
+    import sensors.inbox as inbox_module
+
+    monkeypatch.setattr(inbox_module, "clock", lambda: time.time() + 60)
+
+
 # ---- end of sensor and schedule fixtures --------------------------------------------------------
 
 

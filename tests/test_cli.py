@@ -142,7 +142,10 @@ def test_search_before_materialize_says_what_to_do(tmp_path):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("args", [["materialize", "Bad/Name"], ["search", "../etc", "q"], ["materialize", "-x"]])
+@pytest.mark.parametrize(
+    "args",
+    [["materialize", "Bad/Name"], ["search", "../etc", "q"], ["materialize", "-x"], ["materialize", COLLECTION, "Bad/Name"]],
+)
 def test_bad_usage_exits_2_with_a_message(tmp_path, args):
     result = run_cli(args, env=orca_env(tmp_path))
     assert result.returncode == 2

@@ -6,14 +6,13 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orca_intake import submissions
-from orca_intake.dependencies import CollectionDep, ExistingInboxDep, MetricsDep, QueueDep, SettingsDep
+from orca_intake.dependencies import CollectionDep, ExistingInboxDep, MetricsDep, QueueDep, SettingsDep, WriterDep
 from orca_intake.errors import ERROR_RESPONSES, ErrorBody, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from orca_intake.settings import IntakeSettings
 from orca_resources import inbox
@@ -140,7 +139,12 @@ async def _uploaded_documents(request: Request, settings: IntakeSettings) -> lis
     responses={**ERROR_RESPONSES, 409: {"model": ErrorBody}, 415: {"model": ErrorBody}, 503: {"model": ErrorBody}},
 )
 async def post_documents(
-    request: Request, collection: CollectionDep, settings: SettingsDep, queue: QueueDep, metrics: MetricsDep
+    request: Request,
+    collection: CollectionDep,
+    settings: SettingsDep,
+    queue: QueueDep,
+    writer: WriterDep,
+    metrics: MetricsDep,
 ) -> DocumentsAccepted:
     """Write each document atomically into `inbox/<collection>/` and queue one request for them.
 
@@ -157,7 +161,7 @@ async def post_documents(
         raise UnsupportedMediaType(
             f"send documents as application/json or multipart/form-data, not {media_type or 'an untyped body'}"
         )
-    request_id = await run_in_threadpool(submissions.store, settings, queue, collection, found)
+    request_id = await submissions.store(writer, settings, queue, collection, found)
     metrics.documents_accepted.inc(len(found))
     metrics.jobs_queued.labels("documents").inc()
     return DocumentsAccepted(request_id=request_id, collection=collection, documents=[s.doc_id for s in found])

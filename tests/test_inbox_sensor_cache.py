@@ -1,0 +1,68 @@
+"""`inbox_sensor` with its folder cache (`sensors.folder_cache`), evaluated with `dg.build_sensor_context`: a
+file rewritten in place (its folder untouched) is run within the sweep period, a restarted code server (empty
+cache) sees no change where there is none, and a cursor from before per-folder digests (version 1) is carried
+over without a run per unchanged collection."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import sensors.folder_cache as folder_cache
+from sensors.fingerprint import FINGERPRINT_TAG, fingerprint, legacy_digest
+from sensors.folder_cache import inbox_cache
+from sensors.inbox import inbox_sensor
+from tests.test_inbox_sensor import settle
+
+
+def test_in_place_edit_is_run_within_the_sweep_period(sensor_harness, later):
+    """A file rewritten in place leaves its folder as it was: the sensor's rotating sweep finds it in time."""
+    docs = sensor_harness.inbox("docs")
+    for index in range(6):
+        (docs / f"s{index}").mkdir()
+        (docs / f"s{index}" / "a.md").write_text(f"document {index}", encoding="utf-8")
+    cache = inbox_cache(sensor_harness.home / "inbox")
+    cache.sweep_ticks, cache.min_sweep_files = 3, 0  # a third of the files per tick
+    cache.clock = lambda: time.time_ns() + 60_000_000_000  # every listing is old enough to trust
+    _, done = settle(sensor_harness)
+    assert len(done.run_requests) == 1
+    time.sleep(0.03)  # the edit lands in a later timestamp granule than the listings
+
+    folder = os.stat(docs / "s4")
+    with (docs / "s4" / "a.md").open("a", encoding="utf-8") as handle:
+        handle.write(" and an edit in place")
+    assert os.stat(docs / "s4").st_mtime_ns == folder.st_mtime_ns
+    cursor, requested = done.cursor, []
+    for _ in range(cache.sweep_ticks + 1):  # seen within the sweep period, requested on the tick after
+        result = sensor_harness.tick(inbox_sensor, cursor)
+        cursor = result.cursor
+        requested += result.run_requests
+    assert [r.tags[FINGERPRINT_TAG] for r in requested] == [fingerprint(docs).digest]
+
+
+def test_restarted_code_server_walks_again_and_sees_no_change(sensor_harness, later):
+    docs = sensor_harness.inbox("docs")
+    for index in range(3):
+        (docs / "sub").mkdir(exist_ok=True)
+        (docs / "sub" / f"n{index}.md").write_text("n", encoding="utf-8")
+    _, done = settle(sensor_harness)
+    assert len(done.run_requests) == 1
+    folder_cache._caches.clear()  # what a new code server process starts with
+    again = sensor_harness.tick(inbox_sensor, done.cursor)
+    assert again.run_requests == [] and json.loads(again.cursor)["c"] == json.loads(done.cursor)["c"]
+
+
+def test_version_1_cursor_is_carried_over_without_a_run_per_collection(sensor_harness, later):
+    """Digests written before fingerprints were composed per folder: unchanged collections must not run."""
+    docs, other = sensor_harness.inbox("docs"), sensor_harness.inbox("other")
+    (docs / "sub").mkdir()
+    (docs / "sub" / "a.md").write_text("a", encoding="utf-8")
+    (other / "b.md").write_text("b, changed since the old cursor", encoding="utf-8")
+    sensor_harness.instance.add_dynamic_partitions("collections", ["docs", "other"])
+    old = {"v": 1, "r": None, "bad": None, "c": {"docs": {"d": legacy_digest(docs), "n": 1},
+                                                 "other": {"d": "0123456789abcdef", "n": 1}}}
+    first, second = settle(sensor_harness, json.dumps(old))
+    assert first.run_requests == [] and [r.partition_key for r in second.run_requests] == ["other"]
+    cursor = json.loads(second.cursor)
+    assert cursor["v"] == 2 and cursor["c"]["docs"] == {"d": fingerprint(docs).digest, "n": 1}
