@@ -23,6 +23,8 @@ EXPECTED_ROWS = {
         "3 incremental: 1% of documents edited",
         "4 sensor: unchanged tick",
         "4 sensor: tick after 100 files changed",
+        "4 sensor: ticks until in-place edits are seen",
+        "2 whole corpus (reference)",
         "5 intake: one-document posts",
         "5 intake: hundred-document posts",
         "7 memory: peak RSS",
