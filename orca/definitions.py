@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import dagster as dg
 
@@ -19,6 +20,10 @@ from schedules.reindex import build_reindex_schedule
 from sensors.inbox import inbox_sensor
 from sensors.intake import intake_sensor
 from sensors.run_status import intake_run_status_sensor
+
+# Resolving definitions copies each sensor through an initializer that passes `owners` along even when it is
+# empty, and Dagster 1.13 then warns that the (unused) parameter is in beta on every code load of the daemon.
+warnings.filterwarnings("ignore", message="Parameter `owners` of initializer `SensorDefinition", category=dg.BetaWarning)
 
 
 def env(name: str) -> str:
