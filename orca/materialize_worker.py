@@ -87,7 +87,8 @@ def run_collection(
 def _run(reporter: Reporter, collection: str, run_id: str, force: bool, verbose: bool) -> Outcome:
     from orca.cli import quiet_dagster_warnings
     from orca.home import open_instance
-    from orca.materialize import RunWatcher, execute_watched, failure_message, prepare_job, wait_for_collection
+    from orca.materialize import execute_watched, failure_message, prepare_job, wait_for_collection
+    from orca.run_watcher import RunWatcher
     from orca.report import summarize
 
     if not verbose:
