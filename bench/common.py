@@ -30,11 +30,14 @@ class Row:
     met: bool | None  # None: informational, no target
     margin: str = ""
     notes: list[str] = field(default_factory=list)
+    why: str = ""  # shown when the target is missed: the reason, from figures of the same run
 
     def cells(self) -> list[str]:
         verdict = "—" if self.met is None else ("met" if self.met else "**NOT met**")
         if self.margin:
             verdict += f" ({self.margin})"
+        if self.met is False and self.why:
+            verdict += f": {self.why}"
         ratio = "—" if self.ratio is None else f"{self.ratio:.3f}"
         return [self.bench, self.figure, ratio, self.baseline, self.target, verdict]
 
