@@ -128,9 +128,9 @@ def _run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Co
 def _materialize(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Console) -> int:
     collections = list(dict.fromkeys(args.collections))  # a name given twice runs once
     if args.all:
-        from orca.materialize_many import inbox_collections
+        from sensors.fingerprint import collection_folders  # the inbox sensor's own rule for what is a collection
 
-        collections, skipped = inbox_collections(settings)
+        collections, skipped = collection_folders(settings.inbox)
         for name in skipped:
             err.print(f"[yellow]note:[/] skipping inbox folder {name!r}: not a valid collection name", highlight=False)
         if not collections:

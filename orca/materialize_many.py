@@ -27,19 +27,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from orca.materialize_worker import FAILED, INTERRUPTED, OK, PRELOAD, Outcome, run_collection
 from orca.report import render_overview, render_summary
-from orca_resources.settings import OrcaSettings, is_valid_collection
+from orca_resources.settings import OrcaSettings
 
 HEAD_START_SECONDS = 5.0  # a worker preparing longer than this (a big collection) no longer holds the next back
 GRACE_SECONDS = 30.0  # how long interrupted workers get to record their runs' end before they are killed
 WAIT_SECONDS = 0.5
-
-
-def inbox_collections(settings: OrcaSettings) -> tuple[list[str], list[str]]:
-    """Collections with an inbox folder (`--all`), and folders skipped because their names are not valid."""
-    if not settings.inbox.is_dir():
-        return [], []
-    folders = sorted(entry.name for entry in settings.inbox.iterdir() if entry.is_dir() and not entry.name.startswith("."))
-    return [n for n in folders if is_valid_collection(n)], [n for n in folders if not is_valid_collection(n)]
 
 
 @dataclass

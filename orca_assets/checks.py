@@ -82,16 +82,15 @@ def embedding_values_check(context: dg.AssetCheckExecutionContext, warehouse: Wa
     normalized = footer.metadata.get("orca.normalized", "true") == "true"
     if footer.num_rows == 0:
         return dg.AssetCheckResult(passed=True, metadata={"rows": 0})
-    lengths: set[int] = set()
-    for vectors in _vector_batches(warehouse, context.partition_key):
-        lengths.update(pc.unique(pc.list_value_length(vectors)).to_pylist())
-    if len(lengths) != 1 or None in lengths:  # mixed dimensions, or a missing vector
-        return dg.AssetCheckResult(passed=False, metadata={"distinct_dimensions": len(lengths)})
-    dimension = lengths.pop()
+    # One pass over the vectors: the dimension check and the value counts read each batch once.
+    lengths: set[int | None] = set()
     counts = dict.fromkeys(("non_finite_rows", "zero_rows", "off_unit_norm_rows"), 0)
     low, high = np.inf, -np.inf
     for vectors in _vector_batches(warehouse, context.partition_key):
-        matrix = _matrix(vectors, dimension)
+        lengths.update(pc.unique(pc.list_value_length(vectors)).to_pylist())
+        if len(lengths) != 1 or None in lengths:
+            continue  # mixed dimensions, or a missing vector: the answer is known, only their count is wanted
+        matrix = _matrix(vectors, next(iter(lengths)))
         finite = np.isfinite(matrix).all(axis=1)
         norms = np.linalg.norm(np.where(np.isfinite(matrix), matrix, 0.0), axis=1)
         zero = norms < 1e-6
@@ -100,6 +99,8 @@ def embedding_values_check(context: dg.AssetCheckExecutionContext, warehouse: Wa
         counts["zero_rows"] += int(zero.sum())
         counts["off_unit_norm_rows"] += int(off_unit.sum())
         low, high = min(low, float(norms.min())), max(high, float(norms.max()))
+    if len(lengths) != 1 or None in lengths:
+        return dg.AssetCheckResult(passed=False, metadata={"distinct_dimensions": len(lengths)})
     return dg.AssetCheckResult(
         passed=not any(counts.values()),
         metadata={**counts, "min_norm": low, "max_norm": high},

@@ -106,14 +106,15 @@ class EmbeddingStore:
             return None
         return footer.metadata.get("orca.version")
 
-    def is_compact_for(self, wanted: set[str]) -> bool:
-        """True when the compacted file holds exactly the `wanted` keys and no part waits to be folded in."""
+    def is_compact_for(self, wanted: set[str], known: set[str] | None = None) -> bool:
+        """True when the compacted file holds exactly the `wanted` keys and no part waits to be folded in.
+
+        `known`: what `known_keys()` returned since the last write, to spare reading the keys again (with no
+        part, they are the compacted file's keys, which compaction never duplicates).
+        """
         if self._part_files() or self.version() is None:
             return False
-        with open_parquet(self.folder / STORE_FILE) as compacted:
-            if compacted is None or compacted.metadata.num_rows != len(wanted):
-                return False
-            return set(compacted.read(columns=["key"])["key"].to_pylist()) == wanted
+        return (self.known_keys() if known is None else known) == wanted
 
     def append_batch(self, keys: list[str], vectors: np.ndarray) -> None:
         """Persist one finished batch at once, atomically."""
@@ -154,14 +155,10 @@ class EmbeddingStore:
                         written.append(batch.column(0))
         for part in parts:
             part.unlink(missing_ok=True)
-        self._drop_stale_identities()
+        self.drop_stale_identities()
         return pa.table({"key": pa.chunked_array(written, pa.string())})
 
     def drop_stale_identities(self) -> None:
-        """Public for the unchanged path, which skips compaction but still forgets other identities."""
-        self._drop_stale_identities()
-
-    def _drop_stale_identities(self) -> None:
         """Parts of other embedding identities can never be used again once the store moved on."""
         root = self.folder / PARTS_DIR
         if not root.is_dir():

@@ -71,7 +71,6 @@ def embeddings(
     keys = _distinct_keys(info.identity, texts)  # key -> row of its first chunk; texts stay in Arrow
     known = store.known_keys()
     missing_keys = [key for key in keys if key not in known]
-    del known
     batch_count = -(-len(missing_keys) // embedder.batch_size)
     context.log.info(
         f"{collection}: {len(keys)} distinct chunks, {len(keys) - len(missing_keys)} already embedded with "
@@ -108,7 +107,7 @@ def embeddings(
     wanted = set(keys) - set(failed)
     # Nothing new, nothing gone, no part to fold in: the compacted file is already the answer, and leaving
     # it untouched keeps its version stamp, so the index sees its inputs unchanged too.
-    rewritten = bool(sent) or not store.is_compact_for(wanted)
+    rewritten = bool(sent) or not store.is_compact_for(wanted, known)
     if rewritten:
         stored_rows = store.compact(wanted).num_rows
     else:
