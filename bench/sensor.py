@@ -73,6 +73,8 @@ def run(smoke: bool, workdir: Path) -> list[Row]:
     from sensors.folder_cache import inbox_cache
     from sensors.inbox import SETTLE_SECONDS, inbox_sensor
 
+    sweep_ticks = WarehouseResource().inbox_sweep_ticks
+
     collections, files = (10, 20) if smoke else (100, 1000)
     home = workdir / "home"
     inbox = home / "inbox"
@@ -105,7 +107,7 @@ def run(smoke: bool, workdir: Path) -> list[Row]:
             seconds, result = tick()
             assert not result.run_requests, "an unchanged inbox requested a run"
             unchanged.append(seconds)
-        work = inbox_cache(inbox).stats
+        work = inbox_cache(inbox, sweep_ticks).stats
         walks = []
         for _ in range(REPEATS):
             with Timer() as walk:
@@ -130,7 +132,7 @@ def run(smoke: bool, workdir: Path) -> list[Row]:
              f"the tick is {tick_s / stat_s:.2f} x that",
              f"first tick of the process (nothing cached: full walk with a stat per file): {cold_s * 1000:.0f} ms",
              f"an unchanged tick stat'ed {work.folders} folders and re-listed {work.swept} of them for the "
-             f"in-place sweep ({work.files} files stat'ed, {inbox_cache(inbox).sweep_ticks} ticks per full sweep)"],
+             f"in-place sweep ({work.files} files stat'ed, {inbox_cache(inbox, sweep_ticks).sweep_ticks} ticks per full sweep)"],
         )]
 
         changed = sorted(inbox.glob("c*/s0/f00000.md"))[:100]
@@ -149,7 +151,7 @@ def run(smoke: bool, workdir: Path) -> list[Row]:
             f"({waiting}); tick once settled {settled_s * 1000:.0f} ms, {runs} runs requested (20 per tick max)",
             seen_s / walk_s, "bare os.scandir walk", "informational", None,
         ))
-        rows.append(_in_place_row(inbox, tick, walk_s, inbox_cache(inbox).sweep_ticks))
+        rows.append(_in_place_row(inbox, tick, walk_s, inbox_cache(inbox, sweep_ticks).sweep_ticks))
     return rows
 
 

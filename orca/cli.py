@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from importlib.metadata import PackageNotFoundError, version
 
 from rich.console import Console
 
-from orca_resources.settings import OrcaSettings, check_collection
+from orca.dagster_warnings import quiet_dagster_warnings
+from orca_core.layout import check_collection
+from orca_core.settings import OrcaSettings
 
 USAGE_ERROR = 2
 DEFAULT_PARALLEL = 2
@@ -86,15 +87,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def quiet_dagster_warnings() -> None:
-    """Dagster's beta/preview/deprecation notices are for the developers of this code, not its users."""
-    import dagster as dg
-
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    for category in (dg.BetaWarning, dg.PreviewWarning, dg.SupersessionWarning):
-        warnings.filterwarnings("ignore", category=category)
-
-
 def _run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Console) -> int:
     if args.command == "up":
         from orca.up import up
@@ -118,9 +110,10 @@ def _run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Co
         render_hits(hits, args.collection, args.query, out)
         return 0
     if args.command == "collections":
-        from orca.catalog import list_collections, render_collections
+        from orca.catalog import render_collections
+        from orca_core.catalog import list_collections
 
-        render_collections(list_collections(settings), settings, out)
+        render_collections(list_collections(settings.layout), settings, out)
         return 0
     raise AssertionError(f"unhandled command {args.command!r}")
 
@@ -128,15 +121,14 @@ def _run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Co
 def _materialize(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Console) -> int:
     collections = list(dict.fromkeys(args.collections))  # a name given twice runs once
     if args.all:
-        from sensors.fingerprint import collection_folders  # the inbox sensor's own rule for what is a collection
-
-        collections, skipped = collection_folders(settings.inbox)
-        for name in skipped:
+        folders = settings.layout.collection_folders()  # the inbox sensor's rule for what is a collection
+        collections = folders.valid
+        for name in folders.invalid:
             err.print(f"[yellow]note:[/] skipping inbox folder {name!r}: not a valid collection name", highlight=False)
         if not collections:
-            err.print(f"[red]error:[/] no collections: put documents in {settings.inbox}/<collection>/ first")
+            err.print(f"[red]error:[/] no collections: put documents in {settings.layout.inbox_root}/<collection>/ first")
             return 1
-    if len(collections) == 1:  # the one-collection command, exactly as it always ran: in this process
+    if len(collections) == 1:  # one collection runs in this process; several in worker processes
         from orca.materialize import materialize
 
         return materialize(settings, collections[0], force=args.force, out=out, err=err, verbose=args.verbose)

@@ -1,20 +1,18 @@
-"""The one place that assembles Orca's Dagster definitions and wires settings from the environment."""
+"""The one place that assembles Orca's Dagster definitions, from the settings read when the code loads."""
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import dagster as dg
 
 from orca_assets.checks import index_checks
 from orca_assets.jobs import embed_collection_job, embedding_assets
-from orca_assets.maintenance import purge_collection_job  # op jobs (issue 7)
-from orca_assets.model_ops import prepare_model_job  # op jobs (issue 7)
-from orca_resources.hashing import HashingEmbedderResource
+from orca_assets.model_ops import prepare_model_job
+from orca_assets.purge_collection_job import purge_collection_job
+from orca_core.settings import OrcaSettings
+from orca_resources.embedders import embedder_resource, ollama_resource
 from orca_resources.intake_queue_resource import IntakeQueueResource
-from orca_resources.ollama import OllamaResource
-from orca_resources.settings import DEFAULTS
 from orca_resources.warehouse import WarehouseResource
 from schedules.reindex import build_reindex_schedule
 from sensors.inbox import inbox_sensor
@@ -26,38 +24,23 @@ from sensors.run_status import intake_run_status_sensor
 warnings.filterwarnings("ignore", message="Parameter `owners` of initializer `SensorDefinition", category=dg.BetaWarning)
 
 
-def env(name: str) -> str:
-    """`dg.EnvVar(name)` when the variable is set, so Dagster resolves it at run time; else the documented default."""
-    return dg.EnvVar(name) if os.environ.get(name) else DEFAULTS[name]
-
-
-def embedder_resource() -> dg.ConfigurableResource:
-    """The embedder ORCA_EMBEDDER names; the choice is made once here, never silently inside a run."""
-    kind = (os.environ.get("ORCA_EMBEDDER") or DEFAULTS["ORCA_EMBEDDER"]).strip().lower()
-    if kind == "hashing":
-        return HashingEmbedderResource()
-    if kind != "ollama":
-        raise ValueError(f"ORCA_EMBEDDER must be 'ollama' or 'hashing', not {kind!r}")
-    return OllamaResource(host=env("OLLAMA_HOST"), model=env("ORCA_EMBED_MODEL"))
-
-
-def build_definitions() -> dg.Definitions:
+def build_definitions(settings: OrcaSettings | None = None) -> dg.Definitions:
+    """Orca's assets, checks, jobs, sensors, schedule and resources for `settings` (default: the environment's)."""
+    settings = settings or OrcaSettings.from_env()
     return dg.Definitions(
         assets=embedding_assets,
         asset_checks=index_checks,
         jobs=[embed_collection_job, prepare_model_job, purge_collection_job],
         sensors=[inbox_sensor, intake_sensor, intake_run_status_sensor],
-        # Built here rather than imported, so ORCA_REINDEX_CRON/ORCA_TIMEZONE are read when definitions load.
-        schedules=[build_reindex_schedule()],
+        schedules=[build_reindex_schedule(settings)],
         resources={
-            "embedder": embedder_resource(),
-            "warehouse": WarehouseResource(home=env("ORCA_HOME")),
+            "embedder": embedder_resource(settings),
+            "warehouse": WarehouseResource(home=str(settings.home), inbox_sweep_ticks=settings.inbox_sweep_ticks),
             # Only a URL here: the sensors open the queue inside their evaluations, never at import.
-            "intake_queue": IntakeQueueResource(url=env("ORCA_INTAKE_DB_URL"), home=env("ORCA_HOME")),
-            # ---- op jobs (issue 7): prepare_model_job talks to Ollama even when the embedder is the offline
-            # one, so the model can be made ready before switching ORCA_EMBEDDER to ollama.
-            "ollama": OllamaResource(host=env("OLLAMA_HOST"), model=env("ORCA_EMBED_MODEL")),
-            # ---- end of op jobs
+            "intake_queue": IntakeQueueResource(url=settings.intake_db_url),
+            # prepare_model_job talks to Ollama even when the embedder is the offline one, so the model can be
+            # made ready before switching ORCA_EMBEDDER to ollama.
+            "ollama": ollama_resource(settings),
         },
     )
 

@@ -1,7 +1,7 @@
 """Orca's local state on disk: DAGSTER_HOME with Orca's dagster.yaml, the sample collection, the instance.
 
-Every command that touches Dagster goes through `prepare_environment` first, so the CLI, the webserver,
-the daemon and the runs they launch all agree on the same absolute paths.
+Every command that touches Dagster calls `prepare_home` first; the processes `orca up` starts get the
+settings' `child_environ()`, so the CLI, the webserver, the daemon and their runs agree on the same paths.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from orca_assets.collection_lock import collection_lock
-
-from orca_resources.settings import OrcaSettings
-
-COLLECTIONS_PARTITIONS = "collections"
-SAMPLE_COLLECTION = "samples"
+from orca_assets.partitions import collections_partitions
+from orca_core.folder_lock import folder_lock
+from orca_core.layout import SAMPLE_COLLECTION
+from orca_core.settings import OrcaSettings
 
 # Used only when Orca runs from an installed wheel, where the project's dagster.yaml is not on disk;
 # tests/test_cli.py checks that it says the same as the project's file.
@@ -69,40 +67,37 @@ def ensure_dagster_home(settings: OrcaSettings) -> Path:
     return target
 
 
-def prepare_environment(settings: OrcaSettings) -> dict[str, str]:
-    """Make DAGSTER_HOME ready and export Orca's absolute paths into this process; return that environment."""
+def prepare_home(settings: OrcaSettings) -> None:
+    """Make DAGSTER_HOME (with Orca's dagster.yaml) and the inbox ready."""
     ensure_dagster_home(settings)
-    settings.inbox.mkdir(parents=True, exist_ok=True)
-    environ = settings.child_environ()
-    os.environ.update(environ)
-    return environ
+    settings.layout.inbox_root.mkdir(parents=True, exist_ok=True)
 
 
-def open_instance() -> dg.DagsterInstance:
-    """The persistent instance under DAGSTER_HOME (call `prepare_environment` first).
+def open_instance(settings: OrcaSettings) -> dg.DagsterInstance:
+    """The persistent instance under the settings' DAGSTER_HOME (call `prepare_home` first).
 
     A fresh SQLite instance creates its tables when first opened; two commands doing that at once fail with
     "table ... already exists", so openers take turns on a file lock in DAGSTER_HOME.
     """
-    with collection_lock(Path(os.environ["DAGSTER_HOME"])):
-        return dg.DagsterInstance.get()
+    with folder_lock(settings.dagster_home):
+        return dg.DagsterInstance.from_config(str(settings.dagster_home))
 
 
 def register_collection(instance: dg.DagsterInstance, collection: str) -> bool:
     """Add `collection` to the `collections` dynamic partitions; return True when it was new."""
-    if instance.has_dynamic_partition(COLLECTIONS_PARTITIONS, collection):
+    if instance.has_dynamic_partition(collections_partitions.name, collection):
         return False
-    instance.add_dynamic_partitions(COLLECTIONS_PARTITIONS, [collection])
+    instance.add_dynamic_partitions(collections_partitions.name, [collection])
     return True
 
 
 def seed_samples(settings: OrcaSettings) -> Path | None:
     """Copy the shipped sample documents to `inbox/samples/` unless that folder exists; return it if copied."""
-    target = settings.inbox / SAMPLE_COLLECTION
+    target = settings.layout.inbox(SAMPLE_COLLECTION)
     if target.exists():
         return None
     samples = resources.files("orca") / "samples"
-    staging = settings.inbox / f".{SAMPLE_COLLECTION}.{os.getpid()}.tmp"
+    staging = settings.layout.inbox_root / f".{SAMPLE_COLLECTION}.{os.getpid()}.tmp"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     for entry in samples.iterdir():

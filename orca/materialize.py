@@ -6,7 +6,7 @@ other, so it shows in the webserver. A watcher thread (orca/run_watcher.py) foll
 It bypasses the run queue, so it keeps the queue's promise itself: while another run of the collection is
 in progress it waits (saying which run), and once its own run is recorded as started, the queue's
 `dagster/partition` limit holds back queued runs of the collection until it ends. Two commands started at
-the same instant are kept apart step by step by the collection lock (orca_assets/collection_lock.py).
+the same instant are kept apart step by step by the collection lock (orca_assets/writer_lock.py).
 """
 
 from __future__ import annotations
@@ -21,16 +21,14 @@ import dagster as dg
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from orca.home import open_instance, prepare_environment, register_collection
+from orca.home import open_instance, prepare_home, register_collection
 from orca.report import render_summary, summarize
 from orca.run_watcher import RunWatcher
-from orca_resources.settings import OrcaSettings
+from orca_core.settings import OrcaSettings
+from orca_core.tags import HOST_TAG, PARTITION_TAG, PID_TAG, SOURCE_CLI, SOURCE_TAG
 
 JOB_NAME = "embed_collection_job"
 WAIT_POLL_SECONDS = 1.0
-PARTITION_TAG = "dagster/partition"
-# An in-process run has no run worker Dagster could check; these tags let a later command see it died.
-PID_TAG, HOST_TAG = "orca/pid", "orca/host"
 ACTIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 # Orca's own errors and dg.Failure carry messages written for users; their class path is noise.
 _USER_FACING_PREFIX = re.compile(r"^(?:orca\w*\.[\w.]*|dagster\._core\.definitions\.events\.Failure): ")
@@ -99,7 +97,7 @@ def wait_for_collection(
         for run in waiting:
             if run.run_id not in announced:
                 announced.add(run.run_id)
-                source = run.tags.get("orca/source") or ("orca materialize" if PID_TAG in run.tags else "the daemon")
+                source = run.tags.get(SOURCE_TAG) or (SOURCE_CLI if PID_TAG in run.tags else "the daemon")
                 err.print(
                     f"Waiting for run {run.run_id} ({run.job_name}, from {source}, {run.status.value}) to finish "
                     f"writing {collection}; Ctrl-C to stop waiting. (A run whose process is gone can be ended in "
@@ -108,12 +106,11 @@ def wait_for_collection(
         time.sleep(poll)
 
 
-def prepare_job(force: bool, verbose: bool) -> tuple[dg.JobDefinition, dict]:
-    """`embed_collection_job` and its run config (call `prepare_environment` first)."""
-    # Imported late: the definitions read the environment that prepare_environment just set.
-    from orca.definitions import build_definitions
+def prepare_job(settings: OrcaSettings, force: bool, verbose: bool) -> tuple[dg.JobDefinition, dict]:
+    """`embed_collection_job` with the resources of `settings`, and its run config."""
+    from orca.definitions import build_definitions  # Dagster's definitions only for the commands that run jobs
 
-    job = build_definitions().resolve_job_def(JOB_NAME)
+    job = build_definitions(settings).resolve_job_def(JOB_NAME)
     run_config: dict = {"ops": {"embeddings": {"config": {"force": True}}}} if force else {}
     if not verbose and "console" in job.loggers:
         # Dagster's console logger would scroll over the progress display; the events still reach the
@@ -137,21 +134,22 @@ def execute_watched(job, instance: dg.DagsterInstance, collection: str, run_conf
 
 def run_tags() -> dict[str, str]:
     """Tags of a run executed in this process (see PID_TAG)."""
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), "orca/source": "orca materialize"}
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), SOURCE_TAG: SOURCE_CLI}
 
 
 def missing_inbox_message(settings: OrcaSettings, collections: list[str]) -> str | None:
     """What to tell the user when some of `collections` have no inbox folder; None when all have one."""
-    missing = [name for name in collections if not (settings.inbox / name).is_dir()]
+    layout = settings.layout
+    missing = [name for name in collections if not layout.inbox(name).is_dir()]
     if not missing:
         return None
     if len(collections) == 1:
-        inbox, name = settings.inbox / missing[0], missing[0]
+        inbox, name = layout.inbox(missing[0]), missing[0]
         return (
             f"[red]error:[/] there is no folder {inbox}\n"
             f"Create it and put documents in it (sub-folders are fine), then run `orca materialize {name}` again."
         )
-    folders = "\n".join(f"  {settings.inbox / name}" for name in missing)
+    folders = "\n".join(f"  {layout.inbox(name)}" for name in missing)
     return (
         f"[red]error:[/] these collections have no inbox folder:\n{folders}\n"
         "Create them and put documents in them (sub-folders are fine), then run the command again; nothing was run."
@@ -162,13 +160,13 @@ def materialize(
     settings: OrcaSettings, collection: str, *, force: bool, out: Console, err: Console, verbose: bool = False
 ) -> int:
     """Run the job for `collection`, print a summary, and return the process exit code."""
-    prepare_environment(settings)
+    prepare_home(settings)
     if (message := missing_inbox_message(settings, [collection])) is not None:
         err.print(message)
         return 1
 
-    job, run_config = prepare_job(force, verbose)
-    instance = open_instance()
+    job, run_config = prepare_job(settings, force, verbose)
+    instance = open_instance(settings)
     new = register_collection(instance, collection)
     if new:
         out.print(f"New collection [bold]{collection}[/] registered.")

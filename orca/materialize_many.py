@@ -27,7 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from orca.materialize_worker import FAILED, INTERRUPTED, OK, PRELOAD, Outcome, run_collection
 from orca.report import render_overview, render_summary
-from orca_resources.settings import OrcaSettings
+from orca_core.settings import OrcaSettings
 
 HEAD_START_SECONDS = 5.0  # a worker preparing longer than this (a big collection) no longer holds the next back
 GRACE_SECONDS = 30.0  # how long interrupted workers get to record their runs' end before they are killed
@@ -53,7 +53,10 @@ class Slot:
 class Scheduler:
     """Starts workers (at most `parallel` at a time), follows their messages, and collects their Outcomes."""
 
-    def __init__(self, collections: list[str], parallel: int, force: bool, verbose: bool, progress: Progress):
+    def __init__(
+        self, settings: OrcaSettings, collections: list[str], parallel: int, force: bool, verbose: bool, progress: Progress
+    ):
+        self.settings = settings
         self.pending = list(collections)
         self.parallel, self.force, self.verbose, self.progress = parallel, force, verbose, progress
         self.context = multiprocessing.get_context("forkserver")
@@ -97,7 +100,7 @@ class Scheduler:
         reader, writer = self.context.Pipe(duplex=False)
         run_id = str(uuid.uuid4())
         process = self.context.Process(
-            target=run_collection, args=(writer, collection, run_id, self.force, self.verbose),
+            target=run_collection, args=(writer, self.settings, collection, run_id, self.force, self.verbose),
             name=f"orca-materialize-{collection}",
         )
         process.start()
@@ -170,7 +173,7 @@ class Scheduler:
         for slot in list(self.slots.values()):
             _signal(slot.process.pid, signal.SIGKILL)
             slot.process.join(timeout=5)
-            _mark_failed(slot.run_id, "its `orca materialize` worker was killed after Ctrl-C")
+            _mark_failed(self.settings, slot.run_id, "its `orca materialize` worker was killed after Ctrl-C")
             self.finish(slot, Outcome(slot.collection, INTERRUPTED, slot.run_id, error="killed"))
 
 
@@ -182,13 +185,13 @@ def _signal(pid: int | None, signum: int) -> None:
         pass
 
 
-def _mark_failed(run_id: str, reason: str) -> None:
+def _mark_failed(settings: OrcaSettings, run_id: str, reason: str) -> None:
     """A killed worker could not record its run's end; do it for it so nobody waits for that run."""
     import dagster as dg
 
     from orca.home import open_instance
 
-    instance = open_instance()
+    instance = open_instance(settings)
     run = instance.get_run_by_id(run_id)
     if run is not None and run.status in (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED):
         instance.report_run_failed(run, reason)
@@ -203,17 +206,17 @@ def materialize_many(
     verbose: bool = False,
 ) -> int:
     """Materialize `collections`, `parallel` at a time; print one summary each; return the exit code."""
-    from orca.home import open_instance, prepare_environment, register_collection
+    from orca.home import open_instance, prepare_home, register_collection
     from orca.materialize import missing_inbox_message
 
-    prepare_environment(settings)  # before the forkserver starts: it inherits this environment
+    prepare_home(settings)
     if (message := missing_inbox_message(settings, collections)) is not None:
         err.print(message)
         return 1
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     forkserver.ensure_running()  # it imports Dagster and Orca now, while this process registers the collections
-    instance = open_instance()
+    instance = open_instance(settings)
     for name in collections:
         if register_collection(instance, name):
             out.print(f"New collection [bold]{name}[/] registered.")
@@ -225,7 +228,7 @@ def materialize_many(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops the workers like Ctrl-C
     try:
         with Progress(*columns, console=err, transient=True, refresh_per_second=4) as progress:
-            scheduler = Scheduler(collections, parallel, force, verbose, progress)
+            scheduler = Scheduler(settings, collections, parallel, force, verbose, progress)
             completed = scheduler.run()
     finally:
         signal.signal(signal.SIGTERM, previous)

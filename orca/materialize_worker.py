@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from orca.report import RunSummary
+from orca_core.settings import OrcaSettings
 
 # What the forkserver imports once, before it forks any worker: the heavy part of a run's start-up.
 PRELOAD = ["orca.materialize_worker", "orca.materialize", "orca.definitions", "orca.report", "pyarrow.parquet"]
@@ -61,7 +62,8 @@ class Reporter:
 
 
 def run_collection(
-    connection: Connection, collection: str, run_id: str, force: bool, verbose: bool, lone_group: bool = True
+    connection: Connection, settings: OrcaSettings, collection: str, run_id: str, force: bool, verbose: bool,
+    lone_group: bool = True,
 ) -> None:
     """Worker entry point: run `collection` and send its Outcome (also on failure and on Ctrl-C)."""
     if lone_group:
@@ -72,7 +74,7 @@ def run_collection(
     reporter = Reporter(connection)
     outcome = Outcome(collection, FAILED, run_id)
     try:
-        outcome = _run(reporter, collection, run_id, force, verbose)
+        outcome = _run(reporter, settings, collection, run_id, force, verbose)
     except KeyboardInterrupt:
         outcome = Outcome(collection, INTERRUPTED, run_id, error="interrupted")
     except Exception as error:  # reported to the parent as this collection's failure, with its cause
@@ -84,18 +86,18 @@ def run_collection(
         connection.close()
 
 
-def _run(reporter: Reporter, collection: str, run_id: str, force: bool, verbose: bool) -> Outcome:
-    from orca.cli import quiet_dagster_warnings
+def _run(reporter: Reporter, settings: OrcaSettings, collection: str, run_id: str, force: bool, verbose: bool) -> Outcome:
+    from orca.dagster_warnings import quiet_dagster_warnings
     from orca.home import open_instance
     from orca.materialize import execute_watched, failure_message, prepare_job, wait_for_collection
-    from orca.run_watcher import RunWatcher
     from orca.report import summarize
+    from orca.run_watcher import RunWatcher
 
     if not verbose:
         quiet_dagster_warnings()
-    job, run_config = prepare_job(force, verbose)
+    job, run_config = prepare_job(settings, force, verbose)
     reporter.send("total", len(job.graph.nodes))
-    instance = open_instance()
+    instance = open_instance(settings)
     if wait_for_collection(instance, collection, reporter) > 0:
         reporter.send("describe", "starting")
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from orca_core.settings import OrcaSettings
 from orca_resources.errors import EmbedderError
 from orca_resources.ollama import OllamaResource
 from orca_resources.ollama_models import model_digest
-from orca_resources.settings import OrcaSettings, split_hosts
 
 JOB_NAME = "prepare_model_job"
 PROBE_TIMEOUT_SECONDS = 2.0
@@ -28,7 +28,7 @@ def hosts_missing_model(settings: OrcaSettings) -> tuple[list[str], list[str]]:
     )
     answering, missing = [], []
     try:
-        for host in split_hosts(settings.ollama_host):
+        for host in settings.ollama_hosts:
             try:
                 present = model_digest(probe, host) is not None
             except EmbedderError:
@@ -55,21 +55,21 @@ def pull_before_up(settings: OrcaSettings, console: Console) -> int | None:
         say(f"--pull: {settings.embed_model} is already on {', '.join(answering)}; nothing to pull.")
         return None
 
-    from orca.home import open_instance, prepare_environment
+    from orca.definitions import build_definitions
+    from orca.home import open_instance, prepare_home
     from orca.materialize import failure_message
 
-    prepare_environment(settings)
-    from orca.definitions import build_definitions  # after prepare_environment: it reads the environment
+    prepare_home(settings)
 
     say(f"--pull: pulling {settings.embed_model} onto {', '.join(missing)} with {JOB_NAME} (this may take a while)")
-    job = build_definitions().resolve_job_def(JOB_NAME)
+    job = build_definitions(settings).resolve_job_def(JOB_NAME)
     run_config = {
         # Complete resource config (Dagster replaces it whole): only the hosts that lack the model.
         "resources": {"ollama": {"config": {"host": ",".join(missing), "model": settings.embed_model}}},
         # The progress lines are INFO; Dagster's DEBUG step events would bury them.
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
     }
-    result = job.execute_in_process(instance=open_instance(), run_config=run_config, raise_on_error=False)
+    result = job.execute_in_process(instance=open_instance(settings), run_config=run_config, raise_on_error=False)
     if not result.success:
         say(f"error: {JOB_NAME} run {result.run_id} failed:\n{failure_message(result)}")
         say("Fix that and start `orca up --pull` again, or start without --pull (embedding runs need the model).")

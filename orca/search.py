@@ -1,39 +1,31 @@
 """`orca search`: rank a collection's index against a query with the configured embedder, as a table.
 
-The ranking itself is `orca_resources.search`, shared with the REST intake's `/v1/search`.
+The ranking itself is `orca_core.search`, shared with the REST intake's `/v1/search`.
 """
 
 from __future__ import annotations
 
-import os
-
-import dagster as dg
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from orca_core.search import SearchError, SearchRow, search_index
+from orca_core.settings import OrcaSettings
+from orca_resources.embedders import build_embedder
 from orca_resources.errors import EmbedderError
-from orca_resources.search import SearchError, SearchRow, search_index
-from orca_resources.settings import OrcaSettings
-from orca_resources.warehouse import INDEX_FILE
 
 SNIPPET_CHARS = 160
 
 
 def search(settings: OrcaSettings, collection: str, query: str, k: int) -> list[SearchRow]:
     """The `k` best chunks of `collection` for `query`; SearchError (with what to do) when it cannot answer."""
-    os.environ.update(settings.child_environ())
-    # The definitions pick the embedder from the environment, so search uses exactly what runs use.
-    from orca.definitions import build_definitions
-
-    resource = build_definitions().resources["embedder"]
+    embedder = build_embedder(settings)  # the embedder the runs use: one factory chooses it for both
     try:
-        with dg.build_resources({"embedder": resource}) as resources:
-            result = search_index(
-                settings.warehouse / collection / INDEX_FILE, resources.embedder, query, k, collection=collection
-            )
+        result = search_index(settings.layout.index_path(collection), embedder, query, k, collection=collection)
     except EmbedderError as error:
         raise SearchError(f"could not embed the query: {error}") from error
+    finally:
+        getattr(embedder, "close", lambda: None)()  # TEMP until plain clients land
     return result.results
 
 

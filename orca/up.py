@@ -12,7 +12,6 @@ setting) is caught before anything starts: `orca up` prints why and exits 2.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import sys
 import time
@@ -22,9 +21,10 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from orca.home import SAMPLE_COLLECTION, open_instance, prepare_environment, project_file, register_collection, seed_samples
+from orca.home import open_instance, prepare_home, project_file, register_collection, seed_samples
 from orca.supervisor import ChildSpec, Supervisor
-from orca_resources.settings import OrcaSettings, split_hosts
+from orca_core.layout import SAMPLE_COLLECTION
+from orca_core.settings import OrcaSettings
 
 OLLAMA_PROBE_TIMEOUT_SECONDS = 2.0
 READY_TIMEOUT_SECONDS = 180.0
@@ -84,11 +84,10 @@ def child_specs(settings: OrcaSettings, *, intake: bool = True) -> list[ChildSpe
 def intake_refusal(settings: OrcaSettings) -> str | None:
     """Why the intake would refuse to start with this environment (unsafe bind, invalid setting), else None."""
     from orca_intake.auth import check_bind  # FastAPI and friends only when `orca up` runs
-    from orca_intake.settings import IntakeSettings
 
     try:
-        check_bind(settings.intake_host, IntakeSettings.from_env())
-    except ValueError as error:  # UnsafeBind is one, and so is an invalid ORCA_INTAKE_* value
+        check_bind(settings.intake_host, settings)
+    except ValueError as error:  # UnsafeBind
         return str(error)
     return None
 
@@ -96,7 +95,7 @@ def intake_refusal(settings: OrcaSettings) -> str | None:
 def probe_ollama(settings: OrcaSettings) -> tuple[list[str], list[str]]:
     """Split OLLAMA_HOST's servers into those that answer GET /api/version and those that do not."""
     answering, silent = [], []
-    for host in split_hosts(settings.ollama_host):
+    for host in settings.ollama_hosts:
         try:
             response = httpx.get(f"{host}/api/version", timeout=OLLAMA_PROBE_TIMEOUT_SECONDS)
             response.raise_for_status()
@@ -132,7 +131,7 @@ def choose_embedder(settings: OrcaSettings, console: Console) -> OrcaSettings:
             "then restart `orca up` (set OLLAMA_HOST if it is not on localhost:11434).",
             markup=False,
         )
-        return dataclasses.replace(settings, embedder="hashing")
+        return settings.model_copy(update={"embedder": "hashing"})
     for host in answering:
         pulled = model_is_pulled(host, settings.embed_model)
         note = "" if pulled is not False else f"; model missing: run `ollama pull {settings.embed_model}`"
@@ -165,14 +164,14 @@ def up(settings: OrcaSettings, console: Console, *, intake: bool = True) -> int:
         Console(stderr=True, soft_wrap=True).print(f"orca up: error: {refusal}", markup=False, highlight=False)
         return USAGE_ERROR
     settings = choose_embedder(settings, console)
-    env = prepare_environment(settings)
+    prepare_home(settings)
     seeded = seed_samples(settings)
     # Creating the SQLite storage here, before two children race to create it, also registers the samples.
-    register_collection(open_instance(), SAMPLE_COLLECTION)
+    register_collection(open_instance(settings), SAMPLE_COLLECTION)
     if seeded:
         console.print(f"Seeded the sample collection into {seeded}", markup=False)
 
-    supervisor = Supervisor(env, log=lambda line: console.print(line, markup=False))
+    supervisor = Supervisor(settings.child_environ(), log=lambda line: console.print(line, markup=False))
     supervisor.install_signal_handlers()
     console.print(f"ORCA_HOME {settings.home}\nDAGSTER_HOME {settings.dagster_home}", markup=False, highlight=False)
     table = Table(title="Orca processes", title_justify="left")
@@ -196,7 +195,7 @@ def up(settings: OrcaSettings, console: Console, *, intake: bool = True) -> int:
             )
         posted = f" or POST them to {intake_url(settings)}/v1/collections/<collection>/documents" if intake else ""
         console.print(
-            f"Drop files into {settings.inbox}/<collection>/{posted}: the sensors start a run within seconds. "
+            f"Drop files into {settings.layout.inbox_root}/<collection>/{posted}: the sensors start a run within seconds. "
             "Press Ctrl-C to stop.",
             markup=False,
         )

@@ -9,19 +9,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orca_assets.chunks import CHUNKS_FILE
-from orca_assets.embeddings import FAILED_CHUNKS_FILE
 from orca_assets.index import embedding_index
 from orca_assets.partitions import collections_partitions
-from orca_assets.documents import DOCUMENTS_FILE
-from orca_resources.warehouse import (
-    ROW_GROUP_ROWS,
-    Footer,
-    WarehouseResource,
-    open_parquet,
-    read_footer,
-    read_parquet,
-)
+from orca_core.layout import CHUNKS_FILE, DOCUMENTS_FILE, FAILED_CHUNKS_FILE
+from orca_resources.warehouse import ROW_GROUP_ROWS, Footer, WarehouseResource, open_parquet, read_footer, read_parquet
 
 UNIT_NORM_TOLERANCE = 1e-3
 

@@ -12,12 +12,12 @@ import dagster as dg
 import pyarrow as pa
 
 from orca_assets.loaders import DocumentError, read_document
-from orca_assets.collection_lock import one_writer_per_collection
 from orca_assets.partitions import collections_partitions
-from orca_resources.inbox import is_ignored_name, read_source
+from orca_assets.writer_lock import one_writer_per_collection
+from orca_core.layout import DOCUMENTS_FILE, Layout
+from orca_core.names import is_ignored_name
+from orca_resources.inbox import read_source
 from orca_resources.warehouse import WarehouseResource
-
-DOCUMENTS_FILE = "documents.parquet"
 
 DOCUMENTS_SCHEMA = pa.schema(
     [
@@ -87,12 +87,12 @@ def scan_inbox(root: Path) -> Iterator[InboxFile]:
             yield InboxFile(doc_id, path, stat.st_size, stat.st_mtime_ns)
 
 
-def document_source(inbox: Path, collection: str, doc_id: str) -> str:
+def document_source(layout: Layout, collection: str, doc_id: str) -> str:
     """`intake:<request id>` for a document posted to the REST intake, else its inbox path."""
-    record = read_source(inbox, doc_id)
+    record = read_source(layout.inbox(collection), doc_id)
     if record and record.get("request_id"):
         return f"intake:{record['request_id']}"
-    return f"inbox/{collection}/{doc_id}"
+    return layout.inbox_source(collection, doc_id)
 
 
 def _previous_documents(warehouse: WarehouseResource, collection: str) -> dict[str, dict]:
@@ -134,7 +134,8 @@ def documents(
 ) -> dg.MaterializeResult:
     collection = context.partition_key
     started = time.perf_counter()
-    inbox = warehouse.inbox_dir(collection)
+    layout = warehouse.layout
+    inbox = layout.inbox(collection)
     if not inbox.is_dir():
         context.log.warning(f"inbox folder {inbox} does not exist: the collection has no documents")
     previous = _previous_documents(warehouse, collection)
@@ -145,7 +146,7 @@ def documents(
         before = previous.get(found.doc_id)
         row = {
             "doc_id": found.doc_id,
-            "source": f"inbox/{collection}/{found.doc_id}",
+            "source": layout.inbox_source(collection, found.doc_id),
             "size": found.size,
             "mtime_ns": found.mtime_ns,
             "content_hash": None,
@@ -163,7 +164,7 @@ def documents(
             # Size and mtime unchanged: trust the stored text instead of reading the file again.
             row.update(content_hash=before["content_hash"], reuse=before["position"], source=before["source"])
         else:
-            row["source"] = document_source(inbox, collection, found.doc_id)
+            row["source"] = document_source(layout, collection, found.doc_id)
             try:
                 if found.refused:
                     raise DocumentError(found.refused)

@@ -4,7 +4,7 @@ A key is a hash of the embedder's identity (model name, digest, dimensions, pref
 chunk is embedded again only when one of those changes. Each finished batch is written as its own part file
 at once, so a crashed run resumes without paying again for it; `compact` folds the parts into one file.
 
-Steps of two runs never overlap on one collection (each holds the collection lock, see collection_lock.py),
+Steps of two runs never overlap on one collection (each holds the collection lock, see writer_lock.py),
 and the parts do not rely on it either: their names are unique per writer and batch, never numbered from
 what is on disk, and `compact` deletes only the parts it has folded in, never one written after it looked,
 so no writer can overwrite or delete another's finished batches.
@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from orca_core.layout import PARTS_DIR, STORE_FILE
 from orca_resources.embedder import ModelInfo
 from orca_resources.warehouse import (
     ROW_GROUP_ROWS,
@@ -33,9 +34,6 @@ from orca_resources.warehouse import (
     stream_parquet_atomic,
     write_parquet_atomic,
 )
-
-STORE_FILE = "embeddings.parquet"
-PARTS_DIR = "embeddings.parts"
 
 
 def embedding_key(identity: str, text: str) -> str:

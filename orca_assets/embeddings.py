@@ -8,15 +8,14 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 
-from orca_assets.chunks import CHUNKS_FILE, chunks
+from orca_assets.chunks import chunks
 from orca_assets.embedding_store import EmbeddingStore, embedding_key
-from orca_assets.collection_lock import one_writer_per_collection
 from orca_assets.partitions import collections_partitions
+from orca_assets.writer_lock import one_writer_per_collection
+from orca_core.layout import CHUNKS_FILE, FAILED_CHUNKS_FILE
 from orca_resources.embedder import Embedder
 from orca_resources.errors import EmbedderError
 from orca_resources.warehouse import WarehouseResource
-
-FAILED_CHUNKS_FILE = "failed_chunks.parquet"
 
 
 class EmbeddingsConfig(dg.Config):

@@ -17,11 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orca_assets.chunks import CHUNKS_FILE
-from orca_assets.embedding_store import STORE_FILE, embedding_key
+from orca_assets.embedding_store import embedding_key
 from orca_assets.embeddings import embeddings
-from orca_assets.collection_lock import one_writer_per_collection
 from orca_assets.partitions import collections_partitions
+from orca_assets.writer_lock import one_writer_per_collection
+from orca_core.layout import CHUNKS_FILE, STORE_FILE
 from orca_resources.warehouse import (
     ROW_GROUP_ROWS,
     WarehouseResource,

@@ -7,6 +7,7 @@ from orca_assets.chunks import chunks
 from orca_assets.documents import documents
 from orca_assets.embeddings import embeddings
 from orca_assets.index import embedding_index
+from orca_core.tags import KIND_TAG
 
 embedding_assets = [documents, chunks, embeddings, embedding_index]
 
@@ -14,5 +15,5 @@ embed_collection_job = dg.define_asset_job(
     name="embed_collection_job",
     selection=dg.AssetSelection.assets(*embedding_assets) | dg.AssetSelection.checks(*index_checks),
     description="Bring one collection's index up to date: read, chunk, embed what changed, publish.",
-    tags={"orca/kind": "embed"},
+    tags={KIND_TAG: "embed"},
 )

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
-# The naming rules live with the inbox, which the REST intake shares (it cannot import orca_assets).
-from orca_resources.inbox import DOCUMENT_SUFFIXES as SUPPORTED_SUFFIXES
+# The naming rules are shared with the REST intake (which cannot import orca_assets).
+from orca_core.names import DOCUMENT_SUFFIXES as SUPPORTED_SUFFIXES
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 

@@ -11,8 +11,9 @@ import sys
 
 import uvicorn
 
+from orca_core.settings import OrcaSettings
+from orca_intake.app import create_app
 from orca_intake.auth import UnsafeBind, check_bind
-from orca_intake.settings import get_settings
 
 USAGE_ERROR = 2
 
@@ -24,21 +25,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     args = parser.parse_args(argv)
     try:
-        settings = get_settings()
+        settings = OrcaSettings.from_env()
     except ValueError as error:
         parser.exit(USAGE_ERROR, f"orca-intake: error: {error}\n")
-    host = args.host or settings.orca.intake_host
-    port = settings.orca.intake_port if args.port is None else args.port
+    host = args.host or settings.intake_host
+    port = settings.intake_port if args.port is None else args.port
     try:
         check_bind(host, settings)
     except UnsafeBind as error:
         parser.exit(USAGE_ERROR, f"orca-intake: error: {error}\n")
-    auth = "bearer tokens required" if settings.auth_enabled else "no token needed, loopback only"
+    auth = "bearer tokens required" if settings.intake_auth_enabled else "no token needed, loopback only"
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address needs brackets in a URL
     print(f"Orca intake on http://{shown}:{port} ({auth}); API docs at /docs", flush=True)
     uvicorn.run(
-        "orca_intake.app:create_app",
-        factory=True,
+        create_app(settings),
         host=host,
         port=port,
         log_level=args.log_level,

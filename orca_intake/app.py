@@ -15,6 +15,7 @@ import jwt
 from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
+from orca_core.settings import OrcaSettings
 from orca_intake.auth import authenticate
 from orca_intake.errors import install_error_handlers
 from orca_intake.group_commit import DocumentWriter
@@ -22,12 +23,8 @@ from orca_intake.limits import BodySizeLimit
 from orca_intake.metrics import IntakeMetrics, MetricsMiddleware
 from orca_intake.routers import collections, documents, embeddings, health, jobs, search
 from orca_intake.run_metrics import shared_instance
-from orca_intake.settings import IntakeSettings, get_settings
-from orca_resources.embedder import Embedder
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.embedders import build_embedder
 from orca_resources.intake_queue import IntakeQueue
-from orca_resources.ollama import OllamaResource
-from orca_resources.settings import OrcaSettings
 
 DESCRIPTION = """\
 Send documents to Orca and follow what becomes of them.
@@ -39,25 +36,17 @@ sensors turn requests into runs that update the collection's embedding index. Ev
 """
 
 
-def build_embedder(settings: OrcaSettings) -> Embedder:
-    """The embedder ORCA_EMBEDDER names, configured like the Dagster definitions configure it."""
-    if settings.embedder == "hashing":
-        return HashingEmbedderResource()
-    return OllamaResource(host=settings.ollama_host, model=settings.embed_model)
-
-
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the queue store, the document writer, the embedder and the JWKS client for the app's life."""
-    settings: IntakeSettings = app.state.settings
-    app.state.queue = await run_in_threadpool(IntakeQueue, settings.queue_url)
+    settings: OrcaSettings = app.state.settings
+    app.state.queue = await run_in_threadpool(IntakeQueue, settings.intake_db_url)
     # Stores posted documents in groups: one flush and one queue commit for all concurrent posts.
     app.state.writer = DocumentWriter()
-    app.state.embedder = build_embedder(settings.orca)
+    app.state.embedder = build_embedder(settings)
     # PyJWKClient caches the key set and refetches it when a token names an unknown key id.
-    app.state.jwks_client = (
-        jwt.PyJWKClient(settings.jwks_url, cache_keys=True, lifespan=300, timeout=5) if settings.jwks_url else None
-    )
+    jwks_url = settings.intake_jwks_url
+    app.state.jwks_client = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5) if jwks_url else None
     try:
         yield
     finally:
@@ -94,20 +83,20 @@ def _document_upload_schemas(app: FastAPI) -> None:
     app.openapi = openapi
 
 
-def create_app(settings: IntakeSettings | None = None) -> FastAPI:
-    """Build the intake; `settings` defaults to the environment's (`get_settings()`)."""
-    settings = settings or get_settings()
+def create_app(settings: OrcaSettings | None = None) -> FastAPI:
+    """Build the intake; `settings` defaults to the environment's."""
+    settings = settings or OrcaSettings.from_env()
     app = FastAPI(title="Orca intake", version=_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.dagster_instance = None
     app.state.dagster_lock = threading.Lock()
     app.state.metrics = IntakeMetrics(
         lambda: getattr(app.state, "queue", None),
-        instance=lambda: shared_instance(app.state, settings.orca.dagster_home),
+        instance=lambda: shared_instance(app.state, settings.dagster_home),
     )
     install_error_handlers(app)
     # add_middleware wraps what is already there: metrics outermost, so they also count 413 answers.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.intake_max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # The /v1 routers carry their prefix themselves, so route templates in metrics include it.
     protected = [Depends(authenticate)]

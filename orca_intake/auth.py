@@ -17,8 +17,8 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from orca_core.settings import OrcaSettings
 from orca_intake.errors import Forbidden, ServiceUnavailable, Unauthorized
-from orca_intake.settings import IntakeSettings
 
 JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 CLOCK_SKEW_SECONDS = 10
@@ -48,9 +48,9 @@ def is_loopback(host: str) -> bool:
         return False  # a host name could resolve anywhere: not provably loopback
 
 
-def check_bind(host: str, settings: IntakeSettings) -> None:
+def check_bind(host: str, settings: OrcaSettings) -> None:
     """Raise UnsafeBind unless `host` is loopback or the intake requires tokens."""
-    if settings.auth_enabled or is_loopback(host):
+    if settings.intake_auth_enabled or is_loopback(host):
         return
     raise UnsafeBind(
         f"refusing to serve the intake on {host}: no ORCA_INTAKE_TOKENS (nor ORCA_INTAKE_JWT_SECRET / "
@@ -77,14 +77,14 @@ def _matches_static(token: str, tokens: tuple[str, ...]) -> bool:
     return matched
 
 
-def _verify_jwt(token: str, settings: IntakeSettings, jwks: jwt.PyJWKClient | None) -> dict:
+def _verify_jwt(token: str, settings: OrcaSettings, jwks: jwt.PyJWKClient | None) -> dict:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
         raise _refuse("the token is neither a configured token nor a well-formed JWT") from None
-    options = {"require": ["exp"], "verify_aud": settings.jwt_audience is not None}
-    if header.get("alg") == "HS256" and settings.jwt_secret:
-        key, algorithms = settings.jwt_secret, ["HS256"]
+    options = {"require": ["exp"], "verify_aud": settings.intake_jwt_audience is not None}
+    if header.get("alg") == "HS256" and settings.intake_jwt_secret:
+        key, algorithms = settings.intake_jwt_secret, ["HS256"]
     elif jwks is not None and header.get("alg") in JWKS_ALGORITHMS:
         try:
             signing_key = jwks.get_signing_key_from_jwt(token)
@@ -103,8 +103,8 @@ def _verify_jwt(token: str, settings: IntakeSettings, jwks: jwt.PyJWKClient | No
             token,
             key,
             algorithms=algorithms,
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
+            audience=settings.intake_jwt_audience,
+            issuer=settings.intake_jwt_issuer,
             options=options,
             leeway=CLOCK_SKEW_SECONDS,
         )
@@ -128,8 +128,8 @@ async def authenticate(
     `async def` (no thread hop per request): only a JWKS lookup, which may fetch keys over the network,
     runs in a worker thread.
     """
-    settings: IntakeSettings = request.app.state.settings
-    if not settings.auth_enabled:
+    settings: OrcaSettings = request.app.state.settings
+    if not settings.intake_auth_enabled:
         # `python -m orca_intake` only binds loopback without auth; this also covers a hand-run uvicorn.
         client = request.client.host if request.client else ""
         if not is_loopback(client):
@@ -145,9 +145,9 @@ async def authenticate(
     token = token.strip()
     if scheme.lower() != "bearer" or not token or " " in token:
         raise _refuse("malformed Authorization header: expected 'Bearer <token>'", error="invalid_request")
-    if settings.tokens and _matches_static(token, settings.tokens):
+    if settings.intake_tokens and _matches_static(token, settings.intake_tokens):
         return Principal("token")
-    if settings.jwt_secret or settings.jwks_url:
+    if settings.intake_jwt_secret or settings.intake_jwks_url:
         jwks = getattr(request.app.state, "jwks_client", None)
         if jwks is not None:
             claims = await run_in_threadpool(_verify_jwt, token, settings, jwks)

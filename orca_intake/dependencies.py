@@ -13,17 +13,17 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi import Path as PathParam
 
+from orca_core.layout import check_collection
+from orca_core.settings import OrcaSettings
 from orca_intake.auth import Principal, authenticate
 from orca_intake.errors import InvalidInput, NotFound
 from orca_intake.group_commit import DocumentWriter
 from orca_intake.metrics import IntakeMetrics
-from orca_intake.settings import IntakeSettings
 from orca_resources.embedder import Embedder
 from orca_resources.intake_queue import IntakeQueue
-from orca_resources.settings import check_collection
 
 
-async def app_settings(request: Request) -> IntakeSettings:
+async def app_settings(request: Request) -> OrcaSettings:
     """The app's settings (`create_app(settings)`), without a dependency override: an override makes FastAPI
     rebuild the dependency's tree on every request."""
     return request.app.state.settings
@@ -62,7 +62,7 @@ async def valid_collection(
         raise InvalidInput(str(error), code="invalid_collection") from None
 
 
-SettingsDep = Annotated[IntakeSettings, Depends(app_settings)]
+SettingsDep = Annotated[OrcaSettings, Depends(app_settings)]
 QueueDep = Annotated[IntakeQueue, Depends(get_queue)]
 WriterDep = Annotated[DocumentWriter, Depends(get_writer)]
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
@@ -73,7 +73,7 @@ CollectionDep = Annotated[str, Depends(valid_collection)]
 
 async def existing_inbox(collection: CollectionDep, settings: SettingsDep) -> Path:
     """The inbox folder of a collection that exists, or 404."""
-    inbox = settings.inbox_dir(collection)
+    inbox = settings.layout.inbox(collection)
     if not inbox.is_dir():
         raise NotFound(
             f"collection '{collection}' does not exist: post documents to it to create it",

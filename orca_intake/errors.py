@@ -17,9 +17,9 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orca_core.search import IndexNotFound, IndexUnreadable, ModelMismatch
 from orca_resources.errors import ContextLengthExceeded, EmbedderError
 from orca_resources.inbox import InboxConflict
-from orca_resources.search import IndexNotFound, IndexUnreadable, ModelMismatch
 
 log = logging.getLogger("orca_intake")
 

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
+from orca_core import names
+from orca_core.settings import OrcaSettings
 from orca_intake.errors import InvalidInput, PayloadTooLarge
 from orca_intake.group_commit import DocumentWriter, StoreJob
-from orca_intake.settings import IntakeSettings
-from orca_resources import inbox
 from orca_resources.inbox_staging import NewDocument
 from orca_resources.intake_queue import IntakeQueue
 
@@ -40,7 +40,7 @@ def _where(label: str) -> dict[str, str]:
 
 def check_doc_id(doc_id: str, label: str) -> str:
     try:
-        return inbox.validate_doc_id(doc_id)
+        return names.validate_doc_id(doc_id)
     except ValueError as error:
         raise InvalidInput(f"{label}: {error}", code="invalid_doc_id", details=_where(label)) from None
 
@@ -50,7 +50,7 @@ def json_doc_id(requested: str | None, label: str) -> str:
     if requested is None:
         return f"{uuid.uuid4().hex}.txt"
     check_doc_id(requested, label)
-    if PurePosixPath(requested).suffix.lower() in inbox.DOCUMENT_SUFFIXES:
+    if PurePosixPath(requested).suffix.lower() in names.DOCUMENT_SUFFIXES:
         return requested
     return check_doc_id(f"{requested}.txt", label)
 
@@ -75,11 +75,11 @@ def check_metadata(metadata: dict[str, Any] | None, label: str) -> dict[str, Any
     return metadata
 
 
-def check_size(size: int, settings: IntakeSettings, label: str) -> None:
+def check_size(size: int, settings: OrcaSettings, label: str) -> None:
     """413 for a document larger than the documents asset would read (ORCA_INTAKE_MAX_TEXT_BYTES)."""
-    if size > settings.max_text_bytes:
+    if size > settings.intake_max_text_bytes:
         raise PayloadTooLarge(
-            f"{label} is {size} bytes, more than the limit of {settings.max_text_bytes} bytes per document",
+            f"{label} is {size} bytes, more than the limit of {settings.intake_max_text_bytes} bytes per document",
             code="document_too_large",
             details=_where(label),
         )
@@ -111,7 +111,7 @@ def check_text(doc_id: str, text: str, label: str) -> None:
 
 
 def from_json_document(
-    index: int, requested_id: str | None, text: str, metadata: dict | None, settings: IntakeSettings
+    index: int, requested_id: str | None, text: str, metadata: dict | None, settings: OrcaSettings
 ) -> Submission:
     label = f"documents[{index}]" + (f" ({requested_id!r})" if requested_id is not None else "")
     doc_id = json_doc_id(requested_id, label)
@@ -126,17 +126,17 @@ def from_json_document(
     return Submission(doc_id, data, check_metadata(metadata, label))
 
 
-def from_upload(filename: str | None, data: bytes, metadata: dict, settings: IntakeSettings) -> Submission:
+def from_upload(filename: str | None, data: bytes, metadata: dict, settings: OrcaSettings) -> Submission:
     """An uploaded file keeps its (validated) name; its bytes must be UTF-8 text of a supported type."""
     if not filename:
         raise InvalidInput("an uploaded file has no filename", code="invalid_doc_id")
     label = f"file {filename!r}"
     doc_id = check_doc_id(filename, label)
     suffix = PurePosixPath(doc_id).suffix.lower()
-    if suffix not in inbox.DOCUMENT_SUFFIXES:
+    if suffix not in names.DOCUMENT_SUFFIXES:
         raise InvalidInput(
             f"{label}: unsupported file type '{suffix or '(none)'}'; use one of "
-            f"{', '.join(sorted(inbox.DOCUMENT_SUFFIXES))}",
+            f"{', '.join(sorted(names.DOCUMENT_SUFFIXES))}",
             code="unsupported_file_type",
             details=_where(label),
         )
@@ -167,7 +167,7 @@ def check_unique(submissions: list[Submission]) -> None:
 
 
 async def store(
-    writer: DocumentWriter, settings: IntakeSettings, queue: IntakeQueue, collection: str, submissions: list[Submission]
+    writer: DocumentWriter, settings: OrcaSettings, queue: IntakeQueue, collection: str, submissions: list[Submission]
 ) -> str:
     """Write every document (and its source record) into the inbox, then commit the queue row; its id.
 
@@ -185,5 +185,5 @@ async def store(
     ]
     payload = {"doc_ids": [s.doc_id for s in submissions], "metadata": sum(1 for s in submissions if s.metadata)}
     row = ("documents", collection, payload, request_id)
-    await writer.store(StoreJob(queue, settings.inbox_dir(collection), documents, row))
+    await writer.store(StoreJob(queue, settings.layout.inbox(collection), documents, row))
     return request_id

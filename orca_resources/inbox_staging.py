@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orca_resources.inbox import SOURCES_DIR, InboxConflict, validate_doc_id
+from orca_core.layout import SOURCES_DIR
+from orca_core.names import validate_doc_id
+from orca_resources.inbox import InboxConflict
 
 
 @dataclass(frozen=True)

@@ -45,10 +45,6 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def default_queue_url(home: Path) -> str:
-    return f"sqlite:///{home / 'intake' / 'queue.db'}"
-
-
 @dataclass
 class IntakeRequest:
     """One row of the queue, decoded."""

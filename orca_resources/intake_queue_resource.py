@@ -15,11 +15,11 @@ import dagster as dg
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
+from orca_core.layout import LocalLayout
 from orca_resources.intake_queue import (
     FINISHED_STATUSES,
     IntakeQueue,
     IntakeRequest,
-    default_queue_url,
     now,
     requests_table,
     status_values,
@@ -97,7 +97,7 @@ class IntakeQueueResource(dg.ConfigurableResource):
 
     @property
     def resolved_url(self) -> str:
-        return self.url or default_queue_url(Path(self.home).expanduser().resolve())
+        return self.url or LocalLayout(Path(self.home).expanduser().resolve()).queue_url
 
     def queue(self) -> SensorQueue:
         """The queue, opened on first use (creating the SQLite file and table if the intake never ran)."""

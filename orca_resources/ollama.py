@@ -14,10 +14,10 @@ import httpx
 import numpy as np
 from pydantic import PrivateAttr
 
+from orca_core.settings import split_hosts
 from orca_resources.embedder import BatchOutcome, InputKind, ModelInfo
 from orca_resources.errors import ContextLengthExceeded, EmbedderError, InvalidResponse, ModelNotFound
 from orca_resources.ollama_http import OllamaHosts, RetryPolicy
-from orca_resources.settings import split_hosts
 
 RETRIEVAL_QUERY = "Represent this sentence for searching relevant passages: "
 # (document prefix, query prefix) the model cards ask for; vectors without them retrieve noticeably worse.

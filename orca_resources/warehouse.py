@@ -1,4 +1,4 @@
-"""Local folders of a collection: its inbox and its Parquet warehouse, with atomic writes.
+"""A collection's Parquet files in the warehouse, written atomically and read through one open file.
 
 Every file a reader may open is written aside and renamed into place, so neither a reader nor a crash
 ever sees half of it.
@@ -17,9 +17,8 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orca_resources.settings import check_collection
-
-INDEX_FILE = "embedding_index.parquet"
+from orca_core.layout import INDEX_FILE, LocalLayout
+from orca_core.settings import OrcaSettings
 
 
 def prefer_jemalloc() -> None:
@@ -162,23 +161,22 @@ def stream_parquet_atomic(target: Path, schema: pa.Schema) -> Iterator[StreamWri
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """Where collections live on disk: `<home>/inbox/<collection>/` and `<home>/warehouse/<collection>/`."""
+    """Where collections live (`orca_core.layout`), with the Parquet reads and atomic writes of the assets."""
 
     home: str = ".orca"
+    inbox_sweep_ticks: int = OrcaSettings.model_fields["inbox_sweep_ticks"].default  # see OrcaSettings
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Per run, not at import: the pool is process-wide, and importers such as the intake need not change it.
         prefer_jemalloc()
 
     @property
-    def root(self) -> Path:
-        return Path(self.home).expanduser().resolve()
-
-    def inbox_dir(self, collection: str) -> Path:
-        return self.root / "inbox" / check_collection(collection)
+    def layout(self) -> LocalLayout:
+        return LocalLayout(Path(self.home).expanduser().resolve())
 
     def collection_dir(self, collection: str) -> Path:
-        path = self.root / "warehouse" / check_collection(collection)
+        """The collection's warehouse folder, created when missing."""
+        path = self.layout.warehouse(collection)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -201,10 +199,3 @@ class WarehouseResource(dg.ConfigurableResource):
         target = self.path(collection, name)
         write_parquet_atomic(table, target)
         return target
-
-    def collections(self) -> list[str]:
-        """Collections that have an inbox folder, sorted."""
-        inbox = self.root / "inbox"
-        if not inbox.is_dir():
-            return []
-        return sorted(p.name for p in inbox.iterdir() if p.is_dir() and not p.name.startswith("."))

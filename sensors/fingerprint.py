@@ -1,7 +1,7 @@
 """A collection folder's fingerprint: one digest of what the `documents` asset would read, cheap to recompute.
 
 Shared by `inbox_sensor` and `intake_sensor`: both tag their runs with the fingerprint of the inbox state the
-run was requested for (`orca/inbox_fingerprint`), which is how the inbox sensor recognises a change that an
+run was requested for (`FINGERPRINT_TAG`), which is how the inbox sensor recognises a change that an
 intake run already covers.
 
 The digest is composed per folder: each folder's listing (its visible files' names, sizes, mtimes and ctimes)
@@ -20,12 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from orca_resources.inbox import is_ignored_name
-from orca_resources.settings import is_valid_collection
+from orca_core.names import is_ignored_name
 
 DIGEST_CHARS = 16
-FINGERPRINT_TAG = "orca/inbox_fingerprint"
-SOURCE_TAG = "orca/source"
 
 
 def text_digest(text: str) -> str:
@@ -169,42 +166,6 @@ def fingerprint(folder: Path) -> Fingerprint:
     and because it makes every state new: a run key derived from (previous, new) digests never repeats.
     """
     return compose(walk_tree(os.fspath(folder), _scan_now))
-
-
-def legacy_digest(folder: Path) -> str:
-    """The digest `fingerprint` gave before it was composed per folder (inbox cursor version 1): one digest of
-    every visible file's line, with its path relative to `folder`, in walk order. Only for carrying a cursor
-    over the upgrade without one run per collection."""
-    hasher = hashlib.blake2b(digest_size=DIGEST_CHARS // 2)
-    files = 0
-
-    def scan(path: str, prefix: str) -> FolderScan | None:
-        nonlocal files
-        listed = _list_folder(path, 0)
-        if listed is None:
-            return None
-        lines, folders, _ = listed
-        hasher.update("".join(prefix + line for line in lines).encode("utf-8", "surrogateescape"))
-        files += len(lines)
-        return FolderScan((0, 0, 0), "", len(lines), 0, tuple(folders), 0)
-
-    walk_tree(os.fspath(folder), scan)
-    return hasher.hexdigest() if files else EMPTY_DIGEST
-
-
-def collection_folders(inbox: Path) -> tuple[list[str], list[str]]:
-    """(valid collection folder names, invalid visible names) directly under `inbox`, both sorted."""
-    valid: list[str] = []
-    invalid: list[str] = []
-    try:
-        with os.scandir(inbox) as scan:
-            for entry in scan:
-                if is_ignored_name(entry.name) or not entry.is_dir(follow_symlinks=True):
-                    continue
-                (valid if is_valid_collection(entry.name) else invalid).append(entry.name)
-    except FileNotFoundError:
-        pass
-    return sorted(valid), sorted(invalid)
 
 
 def change_key(collection: str, previous: str, current: str) -> str:

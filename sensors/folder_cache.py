@@ -22,7 +22,7 @@ that truncates and rewrites, `touch`) does not touch its folder, so only the swe
 sweep re-lists the next folders of the whole inbox (in rotation over collections and their folders) until it
 covered `max(MIN_SWEEP_FILES, total files / sweep_ticks)` files. So every file is stat'ed again at least once
 every `sweep_ticks` ticks (`ORCA_INBOX_SWEEP_TICKS`, default 8: about 40 s at the daemon's 5 s loop), and an
-inbox of at most `MIN_SWEEP_FILES` files is re-stat'ed completely on every tick (exact, as before). An
+inbox of at most `MIN_SWEEP_FILES` files is re-stat'ed completely on every tick (exact). An
 in-place edit is therefore seen within `sweep_ticks` ticks instead of on the next tick; a lower setting finds
 it sooner and costs more per tick (about `1/sweep_ticks` of a full stat walk, plus one stat per folder).
 The same holds for a linked file whose target changes. A collection the walk did not reach in a tick cut
@@ -46,22 +46,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orca_core.settings import OrcaSettings
 from sensors.fingerprint import Fingerprint, FolderScan, compose, folder_key, scan_folder, walk_tree
 
-SWEEP_TICKS_ENV = "ORCA_INBOX_SWEEP_TICKS"
-DEFAULT_SWEEP_TICKS = 8
 MIN_SWEEP_FILES = 5_000  # about 20 ms of stat calls: an inbox this small is re-stat'ed in full on every tick
 RACY_SECONDS = 2.0  # folder mtimes are coarse (and network file systems' clocks drift): trust older ones only
 MAX_FOLDERS = 100_000  # per inbox; a few hundred bytes each
 MAX_INBOXES = 4
-
-
-def sweep_ticks_from_env() -> int:
-    """`ORCA_INBOX_SWEEP_TICKS` (a positive integer), else `DEFAULT_SWEEP_TICKS`."""
-    try:
-        return max(1, int(os.environ.get(SWEEP_TICKS_ENV, "") or DEFAULT_SWEEP_TICKS))
-    except ValueError:
-        return DEFAULT_SWEEP_TICKS
 
 
 def _order_key(prefix: str) -> list[str]:
@@ -91,12 +82,12 @@ class InboxCache:
 
     def __init__(
         self,
-        sweep_ticks: int | None = None,
+        sweep_ticks: int = OrcaSettings.model_fields["inbox_sweep_ticks"].default,
         min_sweep_files: int = MIN_SWEEP_FILES,
         max_folders: int = MAX_FOLDERS,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        self.sweep_ticks = max(1, sweep_ticks or sweep_ticks_from_env())
+        self.sweep_ticks = max(1, sweep_ticks)
         self.min_sweep_files = min_sweep_files
         self.max_folders = max_folders
         self.clock = clock  # wall clock in ns, comparable with file times; tests move it
@@ -207,13 +198,13 @@ _caches: OrderedDict[str, InboxCache] = OrderedDict()
 _caches_lock = threading.Lock()
 
 
-def inbox_cache(inbox: Path) -> InboxCache:
+def inbox_cache(inbox: Path, sweep_ticks: int) -> InboxCache:
     """The process's cache for the inbox at `inbox` (created on first use; the least recently used of more than
-    `MAX_INBOXES` is dropped)."""
+    `MAX_INBOXES` is dropped); `sweep_ticks` applies to a new one."""
     key = os.path.abspath(inbox)
     with _caches_lock:
         cache = _caches.pop(key, None)
-        _caches[key] = cache = InboxCache() if cache is None else cache
+        _caches[key] = cache = InboxCache(sweep_ticks) if cache is None else cache
         while len(_caches) > MAX_INBOXES:
             _caches.popitem(last=False)
         return cache

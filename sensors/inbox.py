@@ -22,9 +22,9 @@ Runs of the REST intake cover the same folders. A change is not run again when
   their runs with `orca/inbox_fingerprint`).
 
 Cursor (JSON, a few dozen bytes per collection): `{"v": 2, "c": {name: {"d": digest acted on, "n": files,
-"p": digest seen last tick, when different, "l": 1 while "d" is a version-1 digest}}, "r": collection to
-resume a walk cut short, "bad": digest of the invalid folder names already reported}`. Version 1 digests
-(before fingerprints were composed per folder) are carried over without a run when nothing changed.
+"p": digest seen last tick, when different}}, "r": collection to resume a walk cut short, "bad": digest of
+the invalid folder names already reported}`. A cursor of another version is read as empty, which costs one
+(incremental, idempotent) run per collection.
 """
 
 from __future__ import annotations
@@ -32,32 +32,23 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import dagster as dg
 
 from orca_assets.jobs import embed_collection_job
 from orca_assets.partitions import collections_partitions
+from orca_core.layout import COLLECTION_RULE, Layout
+from orca_core.tags import FINGERPRINT_TAG, PARTITION_TAG, SOURCE_INBOX, SOURCE_INTAKE, SOURCE_TAG
 from orca_resources.intake_queue_resource import IntakeQueueResource
 from orca_resources.warehouse import WarehouseResource
-from sensors.fingerprint import (
-    EMPTY,
-    EMPTY_DIGEST,
-    FINGERPRINT_TAG,
-    SOURCE_TAG,
-    Fingerprint,
-    change_key,
-    collection_folders,
-    legacy_digest,
-    text_digest,
-)
+from sensors.fingerprint import EMPTY, EMPTY_DIGEST, Fingerprint, change_key, text_digest
 from sensors.folder_cache import InboxCache, inbox_cache
 
 SETTLE_SECONDS = 3.0
 MAX_RUNS_PER_TICK = 20
 WALK_BUDGET_SECONDS = 30.0  # half the sensor timeout; a cut walk resumes where it stopped next tick
 QUEUED_DEFER_SECONDS = 600  # an intake request queued longer is stuck (intake sensor off): stop waiting for it
-CURSOR_VERSION = 2  # 2: digests composed per folder (sensors.fingerprint); 1 is carried over (`_carry_over`)
+CURSOR_VERSION = 2  # 2: digests composed per folder (sensors.fingerprint)
 
 clock = time.time  # tests move time instead of sleeping
 
@@ -67,27 +58,14 @@ def _load_cursor(raw: str | None) -> dict:
         state = json.loads(raw) if raw else {}
     except ValueError:
         state = {}
-    if not isinstance(state, dict) or state.get("v") not in (1, CURSOR_VERSION):
+    if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
         state = {}  # an unreadable cursor only costs one extra (incremental, idempotent) run per collection
     entries = dict(state.get("c") or {})
-    if state.get("v") == 1:
-        entries = {name: {"d": entry.get("d", EMPTY_DIGEST), "n": entry.get("n", 0), "l": 1}
-                   for name, entry in entries.items() if isinstance(entry, dict)}
     return {"v": CURSOR_VERSION, "c": entries, "r": state.get("r"), "bad": state.get("bad")}
 
 
-def _carry_over(entries: dict[str, dict], observed: dict[str, Fingerprint], inbox: Path) -> None:
-    """Entries marked "l" hold a version-1 digest: where the collection still is in the state that digest
-    describes, take the new digest for it, so that an upgrade does not request one run per collection."""
-    for name, fp in observed.items():
-        entry = entries.get(name)
-        if entry is not None and entry.pop("l", None) and entry["d"] != fp.digest:
-            if fp.files and legacy_digest(inbox / name) == entry["d"]:  # one more full walk, once
-                entry["d"] = fp.digest
-
-
 def _walk(
-    cache: InboxCache, inbox: Path, names: list[str], resume: str | None
+    cache: InboxCache, layout: Layout, names: list[str], resume: str | None
 ) -> tuple[dict[str, Fingerprint], str | None]:
     """Fingerprints of `names` starting at `resume`, until the time budget runs out; (found, where to resume)."""
     start = names.index(resume) if resume in names else 0
@@ -98,7 +76,7 @@ def _walk(
         if found and time.monotonic() - started > WALK_BUDGET_SECONDS:
             return found, name  # at least one collection per tick, so a huge one cannot stall the rest
         # Folders changed within the settle time are re-listed every tick: the settle rule judges fresh data.
-        found[name] = cache.fingerprint(inbox / name, quiet_seconds=SETTLE_SECONDS)
+        found[name] = cache.fingerprint(layout.inbox(name), quiet_seconds=SETTLE_SECONDS)
     return found, None
 
 
@@ -107,7 +85,7 @@ def _covered_by_latest_run(instance: dg.DagsterInstance, collection: str, digest
     runs = instance.get_runs(
         dg.RunsFilter(
             job_name=embed_collection_job.name,
-            tags={"dagster/partition": collection, SOURCE_TAG: ["inbox", "intake"]},
+            tags={PARTITION_TAG: collection, SOURCE_TAG: [SOURCE_INBOX, SOURCE_INTAKE]},
         ),
         limit=1,
     )
@@ -135,32 +113,33 @@ def inbox_sensor(
     """One tick: fingerprint every collection folder, register new ones, request a run per settled change."""
     state = _load_cursor(context.cursor)
     entries: dict[str, dict] = state["c"]
-    inbox = warehouse.root / "inbox"
+    layout = warehouse.layout
+    inbox = layout.inbox_root
     if not inbox.is_dir():
         # An unmounted or misnamed ORCA_HOME must not read as "every collection was deleted".
         return dg.SensorResult(skip_reason=f"no inbox folder at {inbox}", cursor=context.cursor)
-    names, invalid = collection_folders(inbox)
+    folders = layout.collection_folders()
+    names, invalid = folders.valid, folders.invalid
 
     bad = text_digest("\n".join(invalid))
     if invalid and bad != state["bad"]:
         context.log.warning(
             f"ignoring {len(invalid)} inbox folder(s) that are not valid collection names "
-            f"(1-63 of a-z, 0-9, '_', '-', starting with a letter or digit): {', '.join(invalid[:20])}"
+            f"({COLLECTION_RULE}): {', '.join(invalid[:20])}"
         )
     state["bad"] = bad
 
     known = set(context.instance.get_dynamic_partitions(collections_partitions.name))
     new_partitions = [name for name in names if name not in known]
 
-    cache = inbox_cache(inbox)
+    cache = inbox_cache(inbox, warehouse.inbox_sweep_ticks)
     cache.begin_tick()
-    observed, state["r"] = _walk(cache, inbox, names, state["r"])
+    observed, state["r"] = _walk(cache, layout, names, state["r"])
     if state["r"] is None:
-        cache.retain(inbox / name for name in names)
+        cache.retain(layout.inbox(name) for name in names)
     for gone in [name for name in entries if name not in names]:
         if state["r"] is None:  # only a complete walk proves a folder is gone
             observed[gone] = EMPTY
-    _carry_over(entries, observed, inbox)
 
     now_ns = int(clock() * 1e9)
     changed = {name: fp for name, fp in observed.items() if fp.digest != entries.get(name, {}).get("d", EMPTY_DIGEST)}
@@ -184,7 +163,7 @@ def inbox_sensor(
                 dg.RunRequest(
                     run_key=key,
                     partition_key=name,
-                    tags={SOURCE_TAG: "inbox", FINGERPRINT_TAG: fp.digest},
+                    tags={SOURCE_TAG: SOURCE_INBOX, FINGERPRINT_TAG: fp.digest},
                 )
             )
             context.log.info(f"{name}: {entry['n']} -> {fp.files} files, requesting run {key}")

@@ -20,8 +20,8 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
+from orca_core.tags import REQUEST_IDS_TAG, REQUEST_TAG
 from orca_resources.intake_queue_resource import IntakeQueueResource
-from sensors.intake import REQUEST_IDS_TAG, REQUEST_TAG
 
 PAGE_SIZE = 200
 MAX_FINISHED_PER_TICK = 50  # each one reads the run's event log

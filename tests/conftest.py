@@ -43,12 +43,12 @@ LOOPBACK_CLIENT = ("127.0.0.1", 50000)
 
 @pytest.fixture
 def intake_settings(tmp_path):
-    """Build IntakeSettings for a private ORCA_HOME (offline embedder); keyword arguments set env variables."""
-    from orca_intake.settings import IntakeSettings
+    """Build OrcaSettings for a private ORCA_HOME (offline embedder); keyword arguments set env variables."""
+    from orca_core.settings import OrcaSettings
 
     def make(**env: str):
         values = {"ORCA_HOME": str(tmp_path / "home"), "ORCA_EMBEDDER": "hashing", **env}
-        return IntakeSettings.from_env(values)
+        return OrcaSettings.from_env(values)
 
     return make
 
@@ -211,7 +211,7 @@ def later(monkeypatch):
 # ---- end of sensor and schedule fixtures --------------------------------------------------------
 
 
-# ---- PostgreSQL fixtures (owner: production deployment, issue 4) --------------------------------
+# ---- PostgreSQL fixtures (owner: production deployment) --------------------------------
 # One throwaway cluster per test session (tests/postgres.py); each test gets its own database. Without
 # PostgreSQL the tests that use it skip, saying why, except where CI=true or ORCA_REQUIRE_POSTGRES=1.
 import itertools  # noqa: E402
@@ -243,12 +243,12 @@ def postgres_database(postgres_server) -> str:
 # ---- end of PostgreSQL fixtures -----------------------------------------------------------------
 
 
-# ---- Op job fixtures (owner: orca_assets/model_ops.py, orca_assets/maintenance.py) --------------
+# ---- Op job fixtures (owner: orca_assets/model_ops.py, orca_assets/purge_collection_job.py) --------------
 @pytest.fixture
 def op_job() -> Callable[..., dg.JobDefinition]:
     """Resolve `prepare_model_job` or `purge_collection_job` by name, bound to the given resources."""
-    from orca_assets.maintenance import purge_collection_job
     from orca_assets.model_ops import prepare_model_job
+    from orca_assets.purge_collection_job import purge_collection_job
 
     jobs = {job.name: job for job in (prepare_model_job, purge_collection_job)}
 

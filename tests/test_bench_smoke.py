@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED_ROWS = {
-    "saturation,incremental,memory,sensor,intake,corpus": [
+    "saturation,incremental,memory,sensor,intake,corpus,splitter": [
         "1 saturation: Orca",
         "1 saturation: plain client (a)",
         "1 saturation: plain client (b)",
@@ -28,6 +28,7 @@ EXPECTED_ROWS = {
         "5 intake: one-document posts",
         "5 intake: hundred-document posts",
         "7 memory: peak RSS",
+        "8 text splitter: a large document",
     ],
     "trigger": ["6 trigger latency"],
 }
@@ -53,7 +54,7 @@ def run_smoke(tmp_path: Path, only: str) -> str:
 
 
 def test_bench_smoke_produces_every_row(tmp_path: Path) -> None:
-    run_smoke(tmp_path, "saturation,incremental,memory,sensor,intake,corpus")
+    run_smoke(tmp_path, "saturation,incremental,memory,sensor,intake,corpus,splitter")
 
 
 def test_bench_smoke_trigger_latency(tmp_path: Path) -> None:

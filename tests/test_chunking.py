@@ -1,14 +1,14 @@
-"""Tests for `orca_assets.chunking`: structure-aware splitting, overlap, and the guarantees callers rely on."""
+"""Tests for `orca_assets.text_splitter`: structure-aware splitting, overlap, and the guarantees callers rely on."""
 
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 
 import pytest
 
-from orca_assets.chunking import CHUNKER_VERSION, chunk_text, estimate_tokens
+from orca_assets.text_splitter import CHUNKER_VERSION, chunk_text
+from orca_core.tokens import estimate_tokens
 
 SENTENCES = [
     "The harbour master logs every ship that enters the bay.",
@@ -204,10 +204,7 @@ def test_lone_surrogates_do_not_crash() -> None:
     check_guarantees(text, chunk_text(text, max_tokens=16, overlap_tokens=4), 16)
 
 
-def test_two_megabytes_is_fast() -> None:
+def test_two_megabytes_keep_every_guarantee() -> None:
+    """Its speed is measured in bench/splitter.py, against a baseline of the same run."""
     doc = random_document(random.Random(3), 2_000_000)
-    started = time.perf_counter()
-    chunks = chunk_text(doc)
-    elapsed = time.perf_counter() - started
-    check_guarantees(doc, chunks, 384)
-    assert elapsed < 2.0, f"chunking 2 MB took {elapsed:.2f}s"
+    check_guarantees(doc, chunk_text(doc), 384)

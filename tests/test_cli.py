@@ -16,7 +16,6 @@ import pytest
 import yaml
 
 from orca.home import FALLBACK_DAGSTER_YAML, project_file
-
 from tests.processes import orca_env, run_cli
 
 COLLECTION = "handbook"

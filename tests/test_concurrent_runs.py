@@ -23,9 +23,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from orca.home import project_file
-from orca.materialize import HOST_TAG, PID_TAG
-from orca_assets.collection_lock import collection_lock
 from orca_assets.embedding_store import PARTS_DIR, EmbeddingStore
+from orca_core.folder_lock import folder_lock
+from orca_core.tags import HOST_TAG, PID_TAG
 from orca_resources.hashing import HashingEmbedderResource
 from orca_resources.ollama import OllamaResource
 from tests.pipeline_helpers import Pipeline
@@ -84,8 +84,8 @@ def test_store_writers_never_overwrite_or_delete_each_others_batches(tmp_path):
 HOLD_LOCK = """
 import sys
 from pathlib import Path
-from orca_assets.collection_lock import collection_lock
-with collection_lock(Path(sys.argv[1])):
+from orca_core.folder_lock import folder_lock
+with folder_lock(Path(sys.argv[1])):
     print("held", flush=True)
     sys.stdin.read()
 """
@@ -203,7 +203,7 @@ def test_the_lock_admits_one_holder_at_a_time(tmp_path, holders):
     guard = threading.Lock()
 
     def hold():
-        with collection_lock(tmp_path):
+        with folder_lock(tmp_path):
             with guard:
                 inside[0] += 1
                 most[0] = max(most[0], inside[0])

@@ -1,4 +1,4 @@
-"""Crashes staged with SIGKILL on real processes (issue 5, part 2). Marked slow; `make test` still runs them.
+"""Crashes staged with SIGKILL on real processes. Marked slow; `make test` still runs them.
 
 - The intake killed right after answering 202: after a restart every accepted request is still queued, its
   documents are whole in the inbox, and the intake sensor turns it into a run that indexes them.
@@ -137,8 +137,8 @@ class IndexReaders(threading.Thread):
         self.torn: list[str] = []
 
     def run(self) -> None:
+        from orca_core.search import IndexNotFound, load_index
         from orca_intake.catalog import index_summary
-        from orca_resources.search import IndexNotFound, load_index
 
         while not self.stop_event.is_set():
             try:

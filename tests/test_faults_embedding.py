@@ -1,4 +1,4 @@
-"""Embedding-server faults staged for real through whole materializations (issue 5, part 1).
+"""Embedding-server faults staged for real through whole materializations.
 
 Every test runs `documents -> chunks -> embeddings -> embedding_index` in process against the Ollama stand-in on
 a real loopback port, with an `OllamaResource` whose backoffs are small. A fault must end either in a retry

@@ -1,4 +1,4 @@
-"""Hostile and unusual inbox inputs through a whole materialization (issue 5, part 5).
+"""Hostile and unusual inbox inputs through a whole materialization.
 
 Each case puts one bad (or merely unusual) file into a collection next to ordinary documents and materializes
 `documents -> chunks -> embeddings -> embedding_index` with the offline hashing embedder. A bad file must be

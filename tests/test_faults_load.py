@@ -1,4 +1,4 @@
-"""Load with faults (issue 5, part 3). Marked slow; `make test` still runs it.
+"""Load with faults. Marked slow; `make test` still runs it.
 
 Twenty clients post documents concurrently to one collection of a real intake process while the intake sensor
 turns the queued requests into runs, one after another, against an Ollama stand-in that fails now and then

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 import sensors.folder_cache as folder_cache
-from sensors.fingerprint import EMPTY_DIGEST, fingerprint, legacy_digest, text_digest
+from orca_core.settings import OrcaSettings
+from sensors.fingerprint import EMPTY_DIGEST, fingerprint
 from sensors.folder_cache import InboxCache, inbox_cache
 
 
@@ -211,31 +212,15 @@ def test_cache_is_bounded(tmp_path):
 
 
 def test_one_cache_per_inbox_and_a_bounded_number_of_them(tmp_path):
-    assert inbox_cache(tmp_path / "a") is inbox_cache(tmp_path / "a")
+    assert inbox_cache(tmp_path / "a", 8) is inbox_cache(tmp_path / "a", 8)
     for number in range(folder_cache.MAX_INBOXES + 3):
-        inbox_cache(tmp_path / f"inbox{number}")
+        inbox_cache(tmp_path / f"inbox{number}", 8)
     assert len(folder_cache._caches) <= folder_cache.MAX_INBOXES
 
 
-def test_sweep_ticks_knob(monkeypatch):
-    monkeypatch.setenv(folder_cache.SWEEP_TICKS_ENV, "12")
-    assert InboxCache().sweep_ticks == 12
-    monkeypatch.setenv(folder_cache.SWEEP_TICKS_ENV, "not a number")
-    assert InboxCache().sweep_ticks == folder_cache.DEFAULT_SWEEP_TICKS
-    monkeypatch.delenv(folder_cache.SWEEP_TICKS_ENV)
-    assert InboxCache().sweep_ticks == folder_cache.DEFAULT_SWEEP_TICKS
-
-
-def test_legacy_digest_is_the_version_1_format(tmp_path):
-    """Version 1 digested one line per file, with its relative path, folder by folder in walk order."""
-    root = tmp_path / "docs"
-    paths = [write(root / "b.md", "bb"), write(root / "a" / "z.md", "z"), write(root / "a" / "y" / "x.md", "x"),
-             write(root / ".hidden.md", "ignored")]
-
-    def line(path: Path) -> str:
-        info = path.stat()
-        return f"{path.relative_to(root).as_posix()}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ctime_ns}\n"
-
-    expected = text_digest("".join(line(path) for path in (paths[0], paths[1], paths[2])))
-    assert legacy_digest(root) == expected != fingerprint(root).digest
-    assert legacy_digest(tmp_path / "missing") == EMPTY_DIGEST
+def test_sweep_ticks_knob():
+    assert OrcaSettings.from_env({"ORCA_INBOX_SWEEP_TICKS": "12"}).inbox_sweep_ticks == 12
+    assert OrcaSettings.from_env({}).inbox_sweep_ticks == 8
+    with pytest.raises(ValueError, match="ORCA_INBOX_SWEEP_TICKS"):
+        OrcaSettings.from_env({"ORCA_INBOX_SWEEP_TICKS": "not a number"})
+    assert InboxCache(12).sweep_ticks == 12

@@ -9,9 +9,9 @@ import os
 import shutil
 import time
 
-
 import sensors.inbox as inbox_module
-from sensors.fingerprint import FINGERPRINT_TAG, fingerprint
+from orca_core.tags import FINGERPRINT_TAG
+from sensors.fingerprint import fingerprint
 from sensors.inbox import inbox_sensor
 from sensors.intake import intake_sensor
 

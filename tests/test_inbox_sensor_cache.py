@@ -10,7 +10,8 @@ import os
 import time
 
 import sensors.folder_cache as folder_cache
-from sensors.fingerprint import FINGERPRINT_TAG, fingerprint, legacy_digest
+from orca_core.tags import FINGERPRINT_TAG
+from sensors.fingerprint import fingerprint
 from sensors.folder_cache import inbox_cache
 from sensors.inbox import inbox_sensor
 from tests.test_inbox_sensor import settle
@@ -22,7 +23,7 @@ def test_in_place_edit_is_run_within_the_sweep_period(sensor_harness, later):
     for index in range(6):
         (docs / f"s{index}").mkdir()
         (docs / f"s{index}" / "a.md").write_text(f"document {index}", encoding="utf-8")
-    cache = inbox_cache(sensor_harness.home / "inbox")
+    cache = inbox_cache(sensor_harness.home / "inbox", 8)
     cache.sweep_ticks, cache.min_sweep_files = 3, 0  # a third of the files per tick
     cache.clock = lambda: time.time_ns() + 60_000_000_000  # every listing is old enough to trust
     _, done = settle(sensor_harness)
@@ -51,18 +52,3 @@ def test_restarted_code_server_walks_again_and_sees_no_change(sensor_harness, la
     folder_cache._caches.clear()  # what a new code server process starts with
     again = sensor_harness.tick(inbox_sensor, done.cursor)
     assert again.run_requests == [] and json.loads(again.cursor)["c"] == json.loads(done.cursor)["c"]
-
-
-def test_version_1_cursor_is_carried_over_without_a_run_per_collection(sensor_harness, later):
-    """Digests written before fingerprints were composed per folder: unchanged collections must not run."""
-    docs, other = sensor_harness.inbox("docs"), sensor_harness.inbox("other")
-    (docs / "sub").mkdir()
-    (docs / "sub" / "a.md").write_text("a", encoding="utf-8")
-    (other / "b.md").write_text("b, changed since the old cursor", encoding="utf-8")
-    sensor_harness.instance.add_dynamic_partitions("collections", ["docs", "other"])
-    old = {"v": 1, "r": None, "bad": None, "c": {"docs": {"d": legacy_digest(docs), "n": 1},
-                                                 "other": {"d": "0123456789abcdef", "n": 1}}}
-    first, second = settle(sensor_harness, json.dumps(old))
-    assert first.run_requests == [] and [r.partition_key for r in second.run_requests] == ["other"]
-    cursor = json.loads(second.cursor)
-    assert cursor["v"] == 2 and cursor["c"]["docs"] == {"d": fingerprint(docs).digest, "n": 1}

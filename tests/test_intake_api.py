@@ -12,6 +12,7 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from orca_core.catalog import iter_documents
 from orca_resources import inbox
 from orca_resources.intake_queue import IntakeQueue
 
@@ -34,11 +35,11 @@ def queue_of(client: TestClient) -> IntakeQueue:
 
 
 def inbox_dir(client: TestClient, collection: str):
-    return client.app.state.settings.inbox_dir(collection)
+    return client.app.state.settings.layout.inbox(collection)
 
 
 def visible_files(folder) -> list[str]:
-    return sorted(inbox.iter_documents(folder))
+    return sorted(iter_documents(folder))
 
 
 def hidden_leftovers(folder) -> list[str]:
@@ -164,7 +165,7 @@ def test_forms_without_files_are_refused(intake_client):
 def test_unsafe_document_ids_are_refused(intake_client, doc_id):
     response = intake_client.post(DOCS.format("demo"), json={"documents": [{"id": doc_id, "text": "t"}]})
     assert_error(response, 422, "invalid_doc_id")
-    home = intake_client.app.state.settings.orca.home
+    home = intake_client.app.state.settings.home
     assert [p for p in home.rglob("*") if p.is_file() and "intake" not in p.parts] == []
 
 
@@ -299,7 +300,7 @@ def test_delete_cannot_leave_the_inbox(intake_client, raw_doc_id):
     assert (
         intake_client.post(DOCS.format("demo"), json={"documents": [{"id": "keep.md", "text": "t"}]}).status_code == 202
     )
-    victim = intake_client.app.state.settings.inbox / "victim.txt"
+    victim = intake_client.app.state.settings.layout.inbox_root / "victim.txt"
     victim.write_text("must survive")
     response = intake_client.delete(DOCS.format("demo") + "/" + raw_doc_id)
     assert_error(response, 422, "invalid_doc_id")

@@ -78,7 +78,7 @@ def test_every_configured_token_is_accepted_on_every_v1_endpoint(token_client):
         token_client.post("/v1/embeddings", json={"input": "x", "model": "m"}),
     ]
     assert [r.status_code for r in refused] == [401] * len(refused)
-    assert not token_client.app.state.settings.inbox.exists()
+    assert not token_client.app.state.settings.layout.inbox_root.exists()
 
 
 def test_health_and_metrics_stay_open(token_client):

@@ -65,14 +65,14 @@ def test_concurrent_posts_share_flushes_and_are_all_durable_and_queued(intake_se
     responses = _run(create_app(settings), _bodies())
     assert [r.status_code for r in responses] == [202] * POSTS
     assert len(slow_flush) < POSTS  # requests were grouped: fewer flushes than posts
-    folder = settings.inbox_dir("docs")
+    folder = settings.layout.inbox("docs")
     for i, response in enumerate(responses):
         body = response.json()
         for j, doc_id in enumerate(body["documents"]):
             assert (folder / doc_id).read_text() == f"# {i}.{j}\n"
             assert inbox.read_source(folder, doc_id)["request_id"] == body["request_id"]
     assert not [p for p in _files(folder) if p.name.endswith(".tmp")]
-    queue = IntakeQueue(settings.queue_url)
+    queue = IntakeQueue(settings.intake_db_url)
     try:
         queued = {r.request_id: r for r in queue.with_status(["queued"])}
     finally:
@@ -96,8 +96,8 @@ def test_a_failing_flush_fails_its_whole_group_and_leaves_nothing(intake_setting
     responses = _run(create_app(settings), _bodies())
     assert {r.status_code for r in responses} == {503}
     assert {r.json()["error"]["code"] for r in responses} == {"storage_unavailable"}
-    assert _files(settings.inbox_dir("docs")) == []  # no document, no source record, no temporary file
-    queue = IntakeQueue(settings.queue_url)
+    assert _files(settings.layout.inbox("docs")) == []  # no document, no source record, no temporary file
+    queue = IntakeQueue(settings.intake_db_url)
     try:
         assert queue.depth_by_status()["queued"] == 0
     finally:
@@ -106,7 +106,7 @@ def test_a_failing_flush_fails_its_whole_group_and_leaves_nothing(intake_setting
 
 def test_a_bad_request_fails_alone_in_its_group(intake_settings, slow_flush):
     settings = intake_settings()
-    folder = settings.inbox_dir("docs")
+    folder = settings.layout.inbox("docs")
     (folder / "taken.md").mkdir(parents=True)
     bodies = _bodies()
     bodies[5] = {"documents": [{"id": "ok.md", "text": "fine"}, {"id": "taken.md", "text": "in the way"}]}

@@ -90,8 +90,8 @@ def test_collections_report_inbox_index_and_last_run(intake_client, write_index)
     intake_client.post(DOCS.format("alpha"), json={"documents": alpha_docs})
     intake_client.post(DOCS.format("beta"), json={"documents": [{"text": "z"}]})
     settings = intake_client.app.state.settings
-    (settings.inbox_dir("alpha") / ".partial.txt.tmp").write_text("in progress")  # not a document
-    write_index(settings.index_path("alpha"), ["one", "two", "three"], HashingEmbedderResource(dimensions=16))
+    (settings.layout.inbox("alpha") / ".partial.txt.tmp").write_text("in progress")  # not a document
+    write_index(settings.layout.index_path("alpha"), ["one", "two", "three"], HashingEmbedderResource(dimensions=16))
     queue = queue_of(intake_client)
     job = intake_client.post("/v1/jobs", json={"collection": "alpha", "kind": "embed"}).json()["request_id"]
     queue.mark_launched([job], "run-9")

@@ -29,7 +29,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 
 def test_ready_when_every_dependency_answers(intake_client):
-    intake_client.app.state.settings.orca.dagster_home.mkdir(parents=True)
+    intake_client.app.state.settings.dagster_home.mkdir(parents=True)
     assert intake_client.get("/health/live").json() == {"status": "ok"}
     response = intake_client.get("/health/ready")
     assert response.status_code == 200, response.text
@@ -37,7 +37,7 @@ def test_ready_when_every_dependency_answers(intake_client):
     assert set(checks) == {"queue", "inbox", "embedder", "dagster"}
     assert all(c["status"] == "ok" and c["latency_ms"] >= 0 for c in checks.values())
     assert "orca-hashing-v1" in checks["embedder"]["detail"]
-    assert list(intake_client.app.state.settings.inbox.iterdir()) == []  # the write probe cleans up
+    assert list(intake_client.app.state.settings.layout.inbox_root.iterdir()) == []  # the write probe cleans up
 
 
 def test_not_ready_names_the_failing_parts(intake_client):
@@ -56,7 +56,7 @@ def test_not_ready_names_the_failing_parts(intake_client):
 
 def test_ready_checks_that_ollama_has_the_model(ollama_standin, intake_settings, intake_app_factory):
     client = intake_app_factory(intake_settings(ORCA_EMBEDDER="ollama", OLLAMA_HOST=ollama_standin.url))
-    client.app.state.settings.orca.dagster_home.mkdir(parents=True)
+    client.app.state.settings.dagster_home.mkdir(parents=True)
     assert client.get("/health/ready").status_code == 200
     ollama_standin.remove_model("nomic-embed-text")
     response = client.get("/health/ready")  # the probe asks the server again; nothing is cached

@@ -1,4 +1,4 @@
-"""Schemathesis against the intake's own OpenAPI schema, in process (issue 5, part 4).
+"""Schemathesis against the intake's own OpenAPI schema, in process.
 
 The intake app (`create_app`, lifespan included) is loaded with `schemathesis.openapi.from_asgi` and every
 operation of its `/openapi.json` is fuzzed with positive (schema-valid) and negative (schema-violating) cases,
@@ -43,7 +43,7 @@ def fuzzed_app(intake_settings, write_index):
     from orca_intake.app import create_app
 
     config = intake_settings(ORCA_INTAKE_TOKENS=TOKEN)
-    home = config.orca.home
+    home = config.home
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     (home / "inbox" / "docs").mkdir(parents=True, exist_ok=True)
     (home / "inbox" / "docs" / "a.txt").write_text("whales and krill", encoding="utf-8")
@@ -130,7 +130,7 @@ def test_without_a_valid_token_every_v1_answer_is_401_and_health_stays_open(fuzz
     ), seen
     assert seen["GET /health/live"] == {200} and seen["GET /metrics"] == {200}
     # Nothing was written by refused requests.
-    inbox = fuzzed_app.state.settings.inbox / "docs"
+    inbox = fuzzed_app.state.settings.layout.inbox_root / "docs"
     assert sorted(p.name for p in inbox.iterdir() if not p.name.startswith(".")) == ["a.txt"]
 
 
@@ -167,7 +167,7 @@ BAD_TOKENS = {
 @pytest.fixture
 def matrix_client(intake_app_factory, tmp_path):
     client = intake_app_factory(ORCA_INTAKE_TOKENS=TOKEN, ORCA_INTAKE_JWT_SECRET=SECRET)
-    inbox = client.app.state.settings.inbox / "docs"
+    inbox = client.app.state.settings.layout.inbox_root / "docs"
     inbox.mkdir(parents=True)
     (inbox / "a.txt").write_text("whales", encoding="utf-8")
     return client
@@ -182,7 +182,7 @@ def test_every_data_endpoint_refuses_a_missing_wrong_malformed_or_expired_token(
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
         assert fragment in response.json()["error"]["message"], (method, url, response.text)
     # Refused writes left the inbox as it was.
-    inbox = matrix_client.app.state.settings.inbox / "docs"
+    inbox = matrix_client.app.state.settings.layout.inbox_root / "docs"
     assert sorted(p.name for p in inbox.iterdir()) == ["a.txt"]
     # And the same requests with a valid token or JWT are let through (not 401).
     for good in (f"Bearer {TOKEN}", "Bearer " + hs256({"sub": "u", "exp": int(time.time()) + 600})):

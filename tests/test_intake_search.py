@@ -1,4 +1,4 @@
-"""Search and embeddings: `/v1/search`, `/v1/embeddings` and the shared `orca_resources.search` module.
+"""Search and embeddings: `/v1/search`, `/v1/embeddings` and the shared `orca_core.search` module.
 
 Indexes are Parquet files in the contract's columns, written with the offline embedder (or the Ollama
 stand-in's vectors), so these tests depend on the index format and not on the assets that produce it.
@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from orca_core import search as shared_search
 from orca_intake.app import create_app
 from orca_intake.dependencies import get_embedder
-from orca_resources import search as shared_search
 from orca_resources.errors import EmbedderUnavailable
 from orca_resources.hashing import HashingEmbedderResource
 
@@ -51,7 +51,7 @@ def post_json(client, url: str, body: dict):
 
 
 def test_search_ranks_the_index_with_the_configured_embedder(intake_client, write_index):
-    index = intake_client.app.state.settings.index_path("docs")
+    index = intake_client.app.state.settings.layout.index_path("docs")
     write_index(index, TEXTS, HashingEmbedderResource(), doc_id="guide.md", source="intake:abc")
     response = intake_client.post(
         "/v1/search", json={"collection": "docs", "query": "nightly reindex schedule", "k": 2}
@@ -75,7 +75,7 @@ def test_search_ranks_the_index_with_the_configured_embedder(intake_client, writ
 
 
 def test_search_sees_a_replaced_index(intake_client, write_index):
-    index = intake_client.app.state.settings.index_path("docs")
+    index = intake_client.app.state.settings.layout.index_path("docs")
     write_index(index, TEXTS[:1], HashingEmbedderResource())
     first = intake_client.post("/v1/search", json={"collection": "docs", "query": "bananas"}).json()["results"]
     write_index(index, TEXTS[2:], HashingEmbedderResource(), doc_id="fruit.md")
@@ -86,15 +86,15 @@ def test_search_sees_a_replaced_index(intake_client, write_index):
 def test_search_errors(intake_client, write_index):
     settings = intake_client.app.state.settings
     assert_error(intake_client.post("/v1/search", json={"collection": "docs", "query": "q"}), 404, "index_not_found")
-    write_index(settings.index_path("other"), TEXTS, HashingEmbedderResource(), model="nomic-embed-text")
+    write_index(settings.layout.index_path("other"), TEXTS, HashingEmbedderResource(), model="nomic-embed-text")
     error = assert_error(
         intake_client.post("/v1/search", json={"collection": "other", "query": "q"}), 409, "model_mismatch"
     )
     assert "nomic-embed-text" in error["message"] and "orca-hashing-v1" in error["message"]
-    write_index(settings.index_path("small"), TEXTS, HashingEmbedderResource(dimensions=16))
+    write_index(settings.layout.index_path("small"), TEXTS, HashingEmbedderResource(dimensions=16))
     assert_error(intake_client.post("/v1/search", json={"collection": "small", "query": "q"}), 409, "model_mismatch")
-    settings.index_path("junk").parent.mkdir(parents=True)
-    settings.index_path("junk").write_bytes(b"not parquet")
+    settings.layout.index_path("junk").parent.mkdir(parents=True)
+    settings.layout.index_path("junk").write_bytes(b"not parquet")
     assert_error(intake_client.post("/v1/search", json={"collection": "junk", "query": "q"}), 503, "index_unreadable")
 
 
@@ -117,7 +117,7 @@ def test_invalid_searches_are_422(intake_client, body):
 
 
 def test_search_answers_503_when_the_embedder_is_down(intake_client, write_index):
-    write_index(intake_client.app.state.settings.index_path("docs"), TEXTS, HashingEmbedderResource())
+    write_index(intake_client.app.state.settings.layout.index_path("docs"), TEXTS, HashingEmbedderResource())
     intake_client.app.dependency_overrides[get_embedder] = lambda: BrokenEmbedder()
     response = intake_client.post("/v1/search", json={"collection": "docs", "query": "q"})
     assert "connection refused" in assert_error(response, 503, "embedder_unavailable")["message"]
@@ -128,7 +128,7 @@ def test_search_with_ollama_uses_the_query_prefix(ollama_standin, intake_setting
     model = "nomic-embed-text"
     texts = ["alpha beta", "gamma delta"]
     vectors = [ollama_standin.vector_for(model, "search_document: " + t) for t in texts]
-    index = client.app.state.settings.index_path("docs")
+    index = client.app.state.settings.layout.index_path("docs")
     index.parent.mkdir(parents=True)
     pq.write_table(
         pa.table(
@@ -217,7 +217,7 @@ def test_embeddings_are_openai_compatible(intake_client):
     assert [(d["object"], d["index"]) for d in body["data"]] == [("embedding", 0), ("embedding", 1)]
     expected = embedder.embed_texts(["hello world", "second"])
     assert np.allclose(np.array([d["embedding"] for d in body["data"]]), expected, atol=1e-6)
-    assert body["usage"] == {"prompt_tokens": 3 + 2, "total_tokens": 5}
+    assert body["usage"] == {"prompt_tokens": 4 + 2, "total_tokens": 6}  # 11 and 6 UTF-8 bytes, 3 per token
     single = intake_client.post(
         "/v1/embeddings",
         json={"input": "hello world", "model": "orca-hashing-v1", "encoding_format": "base64", "user": "u1"},

@@ -8,12 +8,14 @@ from __future__ import annotations
 import dagster as dg
 
 import sensors.intake as intake_module
+import sensors.intake_runs as intake_runs
 import sensors.run_status as status_module
 from orca.definitions import build_definitions
+from orca_core.tags import FINGERPRINT_TAG
 from orca_resources.hashing import MODEL_NAME as HASHING_MODEL
 from orca_resources.intake_queue_resource import IntakeQueueResource
 from orca_resources.ollama import OllamaResource
-from sensors.fingerprint import FINGERPRINT_TAG, fingerprint
+from sensors.fingerprint import fingerprint
 from sensors.intake import intake_sensor
 from sensors.run_status import intake_run_status_sensor
 
@@ -54,7 +56,7 @@ def test_many_requests_become_one_run_per_collection(sensor_harness):
 
 
 def test_groups_are_capped_and_rest_waits(sensor_harness, monkeypatch):
-    monkeypatch.setattr(intake_module, "MAX_REQUESTS_PER_RUN", 10)
+    monkeypatch.setattr(intake_runs, "MAX_REQUESTS_PER_RUN", 10)
     monkeypatch.setattr(intake_module, "MAX_RUNS_PER_TICK", 1)
     ids = [post(sensor_harness, "docs", [f"d{i}.md"]) for i in range(25)]
     post(sensor_harness, "other", ["o.md"])

@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from orca_core.catalog import iter_documents
+from orca_core.layout import LocalLayout
 from orca_resources import inbox
-from orca_resources.intake_queue import IntakeQueue, default_queue_url
-
+from orca_resources.intake_queue import IntakeQueue
 from tests.processes import ManagedProcess, free_port, orca_env, wait_for_url
 
 
@@ -54,7 +55,7 @@ class PartialReadWatcher(threading.Thread):
 
     def run(self) -> None:
         while not self.stop_event.is_set():
-            for doc_id in list(inbox.iter_documents(self.folder)) if self.folder.is_dir() else []:
+            for doc_id in list(iter_documents(self.folder)) if self.folder.is_dir() else []:
                 try:
                     size = len((self.folder / doc_id).read_bytes())
                 except FileNotFoundError:
@@ -82,13 +83,13 @@ def test_posted_documents_land_whole_and_are_queued_before_the_reply(intake_serv
     assert response.status_code == 202, response.text
     body = response.json()
     # The reply came after the commit: a fresh connection to the store sees the row at once.
-    queue = IntakeQueue(default_queue_url(home))
+    queue = IntakeQueue(LocalLayout(home).queue_url)
     try:
         row = queue.get(body["request_id"])
     finally:
         queue.close()
     assert row is not None and row.status == "queued" and row.payload["doc_ids"] == body["documents"]
-    assert sorted(inbox.iter_documents(folder)) == [f"doc-{i:02d}.txt" for i in range(16)]
+    assert sorted(iter_documents(folder)) == [f"doc-{i:02d}.txt" for i in range(16)]
     assert all((folder / d).read_text() == text for d in body["documents"])
     assert watcher.partial == [], watcher.partial
     assert watcher.reads > 0  # the reader really raced the writes

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from orca_assets.loaders import SUPPORTED_SUFFIXES, DocumentError, html_to_text, read_document
-from orca_resources.inbox import is_ignored_name
+from orca_core.names import is_ignored_name
 
 
 def write(tmp_path: Path, name: str, content: str | bytes) -> Path:

@@ -16,7 +16,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from orca.materialize import PID_TAG
+from orca_core.tags import PID_TAG
 from tests.processes import ManagedProcess, console_script, orca_env, pid_alive, run_cli, wait_until
 
 TOPICS = {

@@ -71,5 +71,5 @@ def test_every_queried_metric_is_exported_by_the_intake(intake_app_factory, tmp_
     queried = {name for query in dashboard_queries() + rule_queries() for name in METRIC_NAME.findall(query)}
     assert queried, "the configs query no Orca metric"
     assert queried <= exported, f"queried but not exported: {sorted(queried - exported)}"
-    # The panels cover what issue 4 asks for: runs by status and each collection's last throughput.
+    # The panels cover runs by status and each collection's last throughput.
     assert {"orca_dagster_runs", "orca_collection_last_inputs_per_second"} <= queried

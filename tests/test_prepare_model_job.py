@@ -18,8 +18,8 @@ from rich.console import Console
 from orca.cli import build_parser
 from orca.prepare import pull_before_up
 from orca_assets.pull_progress import PullProgress
+from orca_core.settings import OrcaSettings
 from orca_resources.ollama import OllamaResource
-from orca_resources.settings import OrcaSettings
 from tests.op_job_helpers import failure, output_metadata, user_logs
 
 MODEL = "nomic-embed-text"

@@ -16,7 +16,7 @@ import pytest
 from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
-import orca_assets.maintenance as maintenance
+import orca_assets.purge_collection_job as purge_module
 from orca_resources.warehouse import WarehouseResource
 from tests.op_job_helpers import failure, output_metadata
 
@@ -125,7 +125,7 @@ def test_embed_run_in_progress_is_refused_and_nothing_is_touched(built, op_job):
 
 
 def test_waits_for_the_run_in_progress_when_asked(built, op_job, monkeypatch):
-    monkeypatch.setattr(maintenance, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(purge_module, "POLL_SECONDS", 0.05)
     run = start_embed_run(built)
     timer = threading.Timer(0.5, finish, args=(built, run))
     timer.start()
@@ -140,7 +140,7 @@ def test_waits_for_the_run_in_progress_when_asked(built, op_job, monkeypatch):
 
 
 def test_gives_up_after_wait_seconds(built, op_job, monkeypatch):
-    monkeypatch.setattr(maintenance, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(purge_module, "POLL_SECONDS", 0.05)
     start_embed_run(built)
     result = purge(built, op_job, wait_seconds=1, raise_on_error=False)
     assert "(still after waiting 1s)" in failure(result)[1]

@@ -1,4 +1,4 @@
-"""`reindex_schedule`: its cron and time zone come from the environment, each tick asks for one incremental run
+"""`reindex_schedule`: its cron and time zone come from the settings, each tick asks for one incremental run
 per registered collection (keyed by collection and scheduled time), and a scheduled run after the model's
 digest changed re-embeds everything by itself while one with nothing changed sends nothing."""
 
@@ -11,10 +11,11 @@ import pytest
 
 from orca_assets.checks import index_checks
 from orca_assets.jobs import embed_collection_job, embedding_assets
+from orca_core.settings import OrcaSettings
 from orca_resources.hashing import HashingEmbedderResource
 from orca_resources.ollama import OllamaResource
 from orca_resources.warehouse import WarehouseResource
-from schedules.reindex import build_reindex_schedule, reindex_schedule
+from schedules.reindex import build_reindex_schedule
 from tests.documents_fixture import write_collection
 
 TONIGHT = datetime(2026, 3, 1, 3, 0, tzinfo=timezone.utc)
@@ -22,24 +23,25 @@ TOMORROW = datetime(2026, 3, 2, 3, 0, tzinfo=timezone.utc)
 
 
 def test_defaults_are_nightly_utc_and_running():
-    schedule = build_reindex_schedule({})
+    schedule = build_reindex_schedule(OrcaSettings.from_env({}))
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 3 * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.job_name == "embed_collection_job"
-    assert reindex_schedule.name == "reindex_schedule"
+    assert schedule.name == "reindex_schedule"
 
 
 def test_cron_and_timezone_come_from_settings():
-    schedule = build_reindex_schedule({"ORCA_REINDEX_CRON": "30 1 * * 0", "ORCA_TIMEZONE": "Europe/Paris"})
+    schedule = build_reindex_schedule(OrcaSettings.from_env({"ORCA_REINDEX_CRON": "30 1 * * 0", "ORCA_TIMEZONE": "Europe/Paris"}))
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("30 1 * * 0", "Europe/Paris")
     with pytest.raises(ValueError, match="ORCA_REINDEX_CRON='every night'"):
-        build_reindex_schedule({"ORCA_REINDEX_CRON": "every night"})
+        build_reindex_schedule(OrcaSettings.from_env({"ORCA_REINDEX_CRON": "every night"}))
     with pytest.raises(ValueError, match="ORCA_TIMEZONE='Mars/Olympus'"):
-        build_reindex_schedule({"ORCA_TIMEZONE": "Mars/Olympus"})
+        build_reindex_schedule(OrcaSettings.from_env({"ORCA_TIMEZONE": "Mars/Olympus"}))
 
 
 def tick(instance, when):
     """Evaluate the schedule as the daemon does, which also checks each request's partition exists."""
+    reindex_schedule = build_reindex_schedule(OrcaSettings.from_env({}))
     repository = dg.Definitions(
         assets=embedding_assets, asset_checks=index_checks, jobs=[embed_collection_job], schedules=[reindex_schedule],
         resources={"embedder": HashingEmbedderResource(), "warehouse": WarehouseResource()},

@@ -1,4 +1,4 @@
-"""End-to-end acceptance of issue 3: `orca up` as a real process, driven only over HTTP and the inbox folder.
+"""End to end: `orca up` as a real process, driven only over HTTP and the inbox folder.
 
 `orca up` runs with a temporary ORCA_HOME, free ports for the webserver and the intake, bearer tokens set
 (`ORCA_INTAKE_TOKENS`) and `ORCA_EMBEDDER=ollama` pointed at the Ollama stand-in, so every vector really travels
@@ -38,7 +38,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.processes import (
-    ManagedProcess, console_script, descendant_pids, free_port, orca_env, pid_alive, wait_for_url, wait_until,
+    ManagedProcess,
+    console_script,
+    descendant_pids,
+    free_port,
+    orca_env,
+    pid_alive,
+    wait_for_url,
+    wait_until,
 )
 
 COLLECTION = "handbook"

@@ -19,12 +19,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orca.home import SAMPLE_COLLECTION
 from orca.supervisor import ChildSpec, Supervisor
-
+from orca_core.layout import SAMPLE_COLLECTION
 from tests.processes import (
-    ManagedProcess, closed_port_url, console_script, descendant_pids, free_port, orca_env, pid_alive,
-    wait_for_url, wait_until,
+    ManagedProcess,
+    closed_port_url,
+    console_script,
+    descendant_pids,
+    free_port,
+    orca_env,
+    pid_alive,
+    wait_for_url,
+    wait_until,
 )
 
 SAMPLES = Path(__file__).resolve().parent.parent / "orca" / "samples"

@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from orca.up import location_args
-
 from tests.processes import ManagedProcess, console_script, free_port, orca_env, run_cli, wait_for_url
 from tests.test_cli import COLLECTION, write_documents
 

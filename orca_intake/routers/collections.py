@@ -7,10 +7,10 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from orca_intake import catalog
+from orca_core import catalog
+from orca_core.settings import OrcaSettings
 from orca_intake.dependencies import CollectionDep, QueueDep, SettingsDep
 from orca_intake.errors import ERROR_RESPONSES, ErrorBody, NotFound
-from orca_intake.settings import IntakeSettings
 from orca_resources.intake_queue import IntakeRequest
 
 router = APIRouter(prefix="/v1", tags=["collections"])
@@ -46,11 +46,12 @@ class CollectionList(BaseModel):
     collections: list[CollectionInfo]
 
 
-def _describe(settings: IntakeSettings, name: str, last: IntakeRequest | None) -> CollectionInfo:
-    summary = catalog.index_summary(settings.index_path(name))
+def _describe(settings: OrcaSettings, name: str, last: IntakeRequest | None) -> CollectionInfo:
+    found = catalog.describe_collection(settings.layout, name)
+    summary = found.index
     return CollectionInfo(
         name=name,
-        documents=catalog.count_documents(settings.inbox_dir(name)),
+        documents=found.inbox_documents,
         indexed_documents=summary.documents if summary else None,
         chunks=summary.chunks if summary else None,
         model=summary.model if summary else None,
@@ -72,7 +73,7 @@ def _describe(settings: IntakeSettings, name: str, last: IntakeRequest | None) -
 @router.get("/collections", summary="List collections", responses={401: ERROR_RESPONSES[401]})
 def list_collections(settings: SettingsDep, queue: QueueDep) -> CollectionList:
     """Collections with an inbox or warehouse folder, with what their inbox and index hold."""
-    names = catalog.collection_names(settings.orca.inbox, settings.orca.warehouse)
+    names = settings.layout.collections()
     last = queue.last_finished(names) if names else {}
     return CollectionList(collections=[_describe(settings, name, last.get(name)) for name in names])
 
@@ -84,6 +85,6 @@ def list_collections(settings: SettingsDep, queue: QueueDep) -> CollectionList:
 )
 def get_collection(collection: CollectionDep, settings: SettingsDep, queue: QueueDep) -> CollectionInfo:
     """One collection's documents, chunks, model and last finished request; 404 when it does not exist."""
-    if not (settings.inbox_dir(collection).is_dir() or settings.index_path(collection).parent.is_dir()):
+    if not settings.layout.has_collection(collection):
         raise NotFound(f"collection '{collection}' does not exist", code="collection_not_found")
     return _describe(settings, collection, queue.last_finished([collection]).get(collection))

@@ -11,10 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from orca_core.settings import OrcaSettings
 from orca_intake import submissions
 from orca_intake.dependencies import CollectionDep, ExistingInboxDep, MetricsDep, QueueDep, SettingsDep, WriterDep
 from orca_intake.errors import ERROR_RESPONSES, ErrorBody, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
-from orca_intake.settings import IntakeSettings
 from orca_resources import inbox
 
 router = APIRouter(prefix="/v1", tags=["documents"])
@@ -68,15 +68,15 @@ _REQUEST_BODY = {
 }
 
 
-async def _json_documents(request: Request, settings: IntakeSettings) -> list[submissions.Submission]:
+async def _json_documents(request: Request, settings: OrcaSettings) -> list[submissions.Submission]:
     try:
         payload = json.loads(await request.body())
     except (ValueError, RecursionError) as error:  # also invalid UTF-8 and absurd nesting
         raise InvalidInput(f"the body is not valid JSON: {error}", code="invalid_json") from None
     documents = payload.get("documents") if isinstance(payload, dict) else None
-    if isinstance(documents, list) and len(documents) > settings.max_documents:
+    if isinstance(documents, list) and len(documents) > settings.intake_max_documents:
         raise PayloadTooLarge(
-            f"{len(documents)} documents in one request; the limit is {settings.max_documents}",
+            f"{len(documents)} documents in one request; the limit is {settings.intake_max_documents}",
             code="too_many_documents",
         )
     try:
@@ -103,9 +103,9 @@ def _form_metadata(raw: Any) -> dict[str, Any]:
     return submissions.check_metadata(metadata, "form field 'metadata'")
 
 
-async def _uploaded_documents(request: Request, settings: IntakeSettings) -> list[submissions.Submission]:
+async def _uploaded_documents(request: Request, settings: OrcaSettings) -> list[submissions.Submission]:
     try:
-        async with request.form(max_files=settings.max_documents, max_fields=16) as form:
+        async with request.form(max_files=settings.intake_max_documents, max_fields=16) as form:
             unexpected = sorted(set(form.keys()) - {"files", "metadata"})
             if unexpected:
                 raise InvalidInput(
@@ -119,14 +119,14 @@ async def _uploaded_documents(request: Request, settings: IntakeSettings) -> lis
             found = []
             for upload in uploads:
                 # One byte over the limit is enough to know a file is too large, without reading all of it.
-                data = await upload.read(settings.max_text_bytes + 1)
+                data = await upload.read(settings.intake_max_text_bytes + 1)
                 found.append(submissions.from_upload(upload.filename, data, metadata, settings))
             return found
     except StarletteHTTPException as error:
         if error.status_code != 400:
             raise
         if "too many files" in str(error.detail).lower():
-            message = f"more than {settings.max_documents} files in one request"
+            message = f"more than {settings.intake_max_documents} files in one request"
             raise PayloadTooLarge(message, code="too_many_documents") from None
         raise InvalidInput(f"malformed multipart body: {error.detail}", code="invalid_form") from None
 

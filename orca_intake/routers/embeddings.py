@@ -8,16 +8,16 @@ index. To embed a search query, use `/v1/search` (which applies the query prefix
 from __future__ import annotations
 
 import base64
-import math
 from typing import Literal
 
 import numpy as np
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from orca_core.model_names import same_model
+from orca_core.tokens import estimate_tokens
 from orca_intake.dependencies import EmbedderDep, SettingsDep
 from orca_intake.errors import JSON_BODY_ERROR_RESPONSES, ErrorBody, InvalidInput, NotFound, PayloadTooLarge
-from orca_resources.ollama import same_model
 
 router = APIRouter(prefix="/v1", tags=["embeddings"])
 
@@ -42,7 +42,7 @@ class Embedding(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token counts, estimated as UTF-8 bytes / 4 (the embedder does not report tokens)."""
+    """Token counts, estimated as the chunker estimates them (orca_core/tokens.py; embedders report none)."""
 
     prompt_tokens: int
     total_tokens: int
@@ -88,7 +88,7 @@ def _encode(vector: np.ndarray, encoding_format: str) -> list[float] | str:
 )
 def create_embeddings(body: EmbeddingsRequest, settings: SettingsDep, embedder: EmbedderDep) -> EmbeddingsResponse:
     """Embed the inputs as documents with the configured model; 404 when `model` names another model."""
-    texts = _texts(body, settings.max_documents, settings.max_text_bytes)
+    texts = _texts(body, settings.intake_max_documents, settings.intake_max_text_bytes)
     info = embedder.model_info()
     if not same_model(body.model, info.name):
         raise NotFound(
@@ -107,5 +107,5 @@ def create_embeddings(body: EmbeddingsRequest, settings: SettingsDep, embedder: 
             raise InvalidInput(f"input[{offset + first}]: {outcome.failed[first]}", code="input_too_long")
         vectors.extend(np.asarray(outcome.vectors, dtype=np.float32))
     data = [Embedding(index=i, embedding=_encode(v, body.encoding_format)) for i, v in enumerate(vectors)]
-    tokens = sum(math.ceil(len(t.encode("utf-8")) / 4) for t in texts)
+    tokens = sum(map(estimate_tokens, texts))
     return EmbeddingsResponse(data=data, model=info.name, usage=Usage(prompt_tokens=tokens, total_tokens=tokens))

@@ -17,9 +17,9 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from orca_core.settings import OrcaSettings
 from orca_intake.dependencies import EmbedderDep, MetricsDep, QueueDep, SettingsDep
 from orca_intake.errors import ErrorBody, error_response
-from orca_intake.settings import IntakeSettings
 from orca_resources.embedder import Embedder
 from orca_resources.intake_queue import IntakeQueue
 from orca_resources.ollama import OllamaResource
@@ -56,14 +56,14 @@ def check_queue(queue: IntakeQueue) -> str:
     return "writable"
 
 
-def check_inbox(settings: IntakeSettings) -> str:
-    settings.inbox.mkdir(parents=True, exist_ok=True)
-    probe = settings.inbox / f".ready-{uuid.uuid4().hex}.tmp"  # hidden and temporary: no scanner reads it
+def check_inbox(settings: OrcaSettings) -> str:
+    settings.layout.inbox_root.mkdir(parents=True, exist_ok=True)
+    probe = settings.layout.inbox_root / f".ready-{uuid.uuid4().hex}.tmp"  # hidden and temporary: no scanner reads it
     try:
         probe.write_bytes(b"ok")
     finally:
         probe.unlink(missing_ok=True)
-    return f"writable ({settings.inbox})"
+    return f"writable ({settings.layout.inbox_root})"
 
 
 def check_embedder(embedder: Embedder) -> str:
@@ -86,8 +86,8 @@ def check_embedder(embedder: Embedder) -> str:
     return f"{info.name} ({info.dimensions} dimensions, digest {info.digest[:19]})"
 
 
-def check_dagster(request: Request, settings: IntakeSettings) -> str:
-    home = settings.orca.dagster_home
+def check_dagster(request: Request, settings: OrcaSettings) -> str:
+    home = settings.dagster_home
     if not home.is_dir():
         raise RuntimeError(f"DAGSTER_HOME {home} does not exist yet (start `orca up` or the daemon once)")
     state = request.app.state
@@ -121,7 +121,7 @@ async def _timed(check: Callable[[], str], timeout: float) -> CheckResult:
 
 
 async def run_checks(
-    request: Request, settings: IntakeSettings, queue: IntakeQueue, embedder: Embedder
+    request: Request, settings: OrcaSettings, queue: IntakeQueue, embedder: Embedder
 ) -> HealthReport:
     checks: dict[str, tuple[Callable[[], str], float]] = {
         "queue": (lambda: check_queue(queue), CHECK_TIMEOUT_SECONDS),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orca_core.layout import check_collection
+from orca_core.search import search_index
 from orca_intake.dependencies import EmbedderDep, SettingsDep
 from orca_intake.errors import JSON_BODY_ERROR_RESPONSES, ErrorBody
-from orca_resources.search import search_index
-from orca_resources.settings import check_collection
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -69,7 +69,7 @@ class SearchResponse(BaseModel):
 )
 def search(body: SearchRequest, settings: SettingsDep, embedder: EmbedderDep) -> SearchResponse:
     """Embed the query with the configured embedder (query prefix included) and rank the collection's index."""
-    found = search_index(settings.index_path(body.collection), embedder, body.query, body.k, collection=body.collection)
+    found = search_index(settings.layout.index_path(body.collection), embedder, body.query, body.k, collection=body.collection)
     return SearchResponse(
         collection=body.collection, model=found.model, results=[SearchHit(**row) for row in found.results]
     )

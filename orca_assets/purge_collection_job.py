@@ -29,15 +29,14 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field, field_validator
 
-from orca_assets.collection_lock import collection_lock
 from orca_assets.jobs import embed_collection_job
 from orca_assets.partitions import collections_partitions
+from orca_core.folder_lock import folder_lock
+from orca_core.layout import check_collection
+from orca_core.tags import KIND_TAG, PARTITION_TAG, REQUEST_IDS_TAG
 from orca_resources.intake_queue_resource import IntakeQueueResource
-from orca_resources.settings import check_collection
 from orca_resources.warehouse import WarehouseResource
 
-PARTITION_TAG = "dagster/partition"
-REQUEST_IDS_TAG = "orca/request_ids"  # the tag sensors.intake puts on the runs it launches
 POLL_SECONDS = 1.0
 MAX_LISTED_RUNS = 5
 _ACTIVE = [
@@ -168,15 +167,14 @@ def purge_collection(
     """What was removed: warehouse files and bytes, whether the inbox and the partition went, requests canceled."""
     collection, delete_inbox = plan["collection"], plan["delete_inbox"]
     canceled = _cancel_waiting_requests(context, intake_queue, collection)
-    inbox = warehouse.root / "inbox" / collection
-    data = warehouse.root / "warehouse" / collection
+    inbox, data = warehouse.layout.inbox(collection), warehouse.layout.warehouse(collection)
     inbox_files = _size(inbox)[0] if inbox.is_dir() else 0
     inbox_aside = _move_aside(inbox, context.run_id) if delete_inbox else None
     files, size = _size(data) if data.is_dir() else (0, 0)
     data_aside = None
     if data.is_dir():
         # A step of a run outside the queue (`orca materialize`) may be writing right now: let it finish first.
-        with collection_lock(data, on_wait=context.log.info):
+        with folder_lock(data, on_wait=context.log.info):
             data_aside = _move_aside(data, context.run_id)
     instance = context.instance
     partition = instance.has_dynamic_partition(collections_partitions.name, collection)
@@ -202,7 +200,7 @@ def purge_collection(
 @dg.job(
     description="Remove a collection's index, warehouse data and partition (its inbox only with delete_inbox); "
     "refuses, or waits, while an embed run of it is in progress.",
-    tags={"orca/kind": "purge"},
+    tags={KIND_TAG: "purge"},
 )
 def purge_collection_job() -> None:
     """wait_until_collection_idle -> purge_collection."""

@@ -13,15 +13,17 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from orca_resources.embedder import Embedder
-from orca_resources.ollama import same_model
+from orca_core.model_names import same_model
+
+if TYPE_CHECKING:
+    from orca_resources.embedder import Embedder
 
 CACHED_INDEXES = 4  # whole indexes with their vectors are large: keep only the few being queried
 _COLUMNS = ["chunk_id", "doc_id", "chunk_index", "text", "source", "embedding", "model"]

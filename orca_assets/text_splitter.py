@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from orca_core.tokens import BYTES_PER_TOKEN
+
 CHUNKER_VERSION = "1"  # part of every chunk's identity: bump when the output for some input changes
 
 _ATX = re.compile(r"[ \t]{0,3}#{1,6}(?:[ \t]|$)")
@@ -28,11 +30,6 @@ _NON_SPACE = re.compile(r"\S")
 _BREAKS = (" ", "\n", "\t", "\u3000")
 
 HEADING, PARAGRAPH, SENTENCE, FRAGMENT = 3, 2, 1, 0  # how strong the boundary before an atom is
-
-
-def estimate_tokens(text: str) -> int:
-    """A token count no real tokenizer exceeds in practice: one token per 3 UTF-8 bytes, rounded up."""
-    return -(-len(text.encode("utf-8", "surrogatepass")) // 3)
 
 
 @dataclass
@@ -66,9 +63,9 @@ def chunk_text(text: str, *, max_tokens: int = 384, overlap_tokens: int = 48) ->
     codepoints = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
     cum = np.zeros(len(text) + 1, dtype=np.int64)  # cum[i] = UTF-8 bytes of text[:i]
     np.cumsum(1 + (codepoints >= 0x80) + (codepoints >= 0x800) + (codepoints >= 0x10000), out=cum[1:])
-    splitter = _Splitter(text, cum, 3 * max_tokens)
+    splitter = _Splitter(text, cum, BYTES_PER_TOKEN * max_tokens)
     blocks = [splitter.atomize(block) for block in _blocks(text)]
-    spans = _pack(blocks, cum, 3 * max_tokens, 3 * overlap_tokens)
+    spans = _pack(blocks, cum, BYTES_PER_TOKEN * max_tokens, BYTES_PER_TOKEN * overlap_tokens)
     return [text[start:end] for start, end in spans]
 
 

@@ -1,0 +1,37 @@
+"""One writer per collection: each asset step holds an exclusive lock on its collection while it runs.
+
+The run queue already keeps two queued runs of one collection apart (the `dagster/partition` tag limit in
+dagster.yaml), but `orca materialize` executes in its own process, outside the queue, and nothing stops a
+second Orca on another machine from writing the same warehouse. So the write path protects itself: every
+step of `embed_collection_job` reads its inputs and publishes its output under the lock of the collection's
+warehouse folder (orca_core/folder_lock.py). Steps of two runs then follow one another instead of
+interleaving inside a step, and because each step is a pure function of what it reads, the last run to
+finish leaves an index that matches the inbox as it last read it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from orca_core.folder_lock import folder_lock
+
+
+def one_writer_per_collection(compute: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate an asset's compute function (below `@dg.asset`) so it runs under its collection's lock.
+
+    The function must take `context` first and a `warehouse: WarehouseResource`; Dagster passes resources by
+    name, and `functools.wraps` keeps the signature Dagster reads its parameters from.
+    """
+
+    @functools.wraps(compute)
+    def locked(context, *args: Any, **kwargs: Any) -> Any:
+        warehouse = kwargs["warehouse"]
+        folder = warehouse.collection_dir(context.partition_key)
+        with folder_lock(folder, on_wait=context.log.info) as waited:
+            if waited >= 1:
+                context.log.info(f"waited {waited:.1f}s for {context.partition_key}'s lock")
+            return compute(context, *args, **kwargs)
+
+    return locked

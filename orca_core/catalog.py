@@ -1,0 +1,111 @@
+"""What each collection holds, read from disk: its inbox documents and its served index's summary.
+
+One answer for `orca collections` and the intake's `GET /v1/collections`. Only the index's small columns
+(`doc_id`, `model`) are read, never its vectors, and the summary is cached per file version: the index is
+replaced by a rename, so a new version has a new inode and mtime.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from orca_core.layout import Layout
+from orca_core.names import is_ignored_name
+from orca_core.search import index_models
+
+MAX_CACHED_SUMMARIES = 4096
+
+
+@dataclass(frozen=True)
+class IndexSummary:
+    """The served index of a collection: rows (chunks), distinct documents, model and when it was published."""
+
+    chunks: int
+    documents: int
+    model: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """One collection: documents in its inbox, and its served index (None before the first run)."""
+
+    name: str
+    inbox_documents: int
+    index: IndexSummary | None
+
+
+_summaries: dict[Path, tuple[tuple[int, int, int], IndexSummary]] = {}
+_lock = threading.Lock()
+
+
+def index_summary(path: Path) -> IndexSummary | None:
+    """The summary of the index at `path`, or None when the collection has none yet (or it is unreadable)."""
+    try:
+        # One open file for identity and content: the index is replaced by a rename, and reading it by path
+        # (pyarrow opens a path more than once) could mix the old file's size with the new file's bytes.
+        with open(path, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            signature = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            with _lock:
+                cached = _summaries.get(path)
+            if cached is not None and cached[0] == signature:
+                return cached[1]
+            table = pq.read_table(handle, columns=["doc_id", "model"])
+    except (OSError, pa.ArrowException, KeyError):
+        return None
+    models = index_models(table)
+    summary = IndexSummary(
+        chunks=table.num_rows,
+        documents=pc.count_distinct(table["doc_id"]).as_py() if table.num_rows else 0,
+        model=", ".join(models) or None,
+        # The index is replaced by one rename per successful run, so its mtime is the last publication.
+        updated_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+    )
+    with _lock:
+        if len(_summaries) >= MAX_CACHED_SUMMARIES:
+            _summaries.clear()
+        _summaries[path] = (signature, summary)
+    return summary
+
+
+def iter_documents(inbox_dir: Path) -> Iterator[str]:
+    """Ids of the files in `inbox_dir`, recursively, skipping hidden and temporary names; links not followed."""
+    stack = [Path(inbox_dir)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue  # removed while walking, or unreadable: nothing to count there
+        for entry in entries:
+            if is_ignored_name(entry.name):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif entry.is_file():
+                yield Path(entry.path).relative_to(inbox_dir).as_posix()
+
+
+def count_documents(inbox_dir: Path) -> int:
+    """Documents in an inbox folder as the scanners see them (0 when there is no such folder)."""
+    return sum(1 for _ in iter_documents(inbox_dir))
+
+
+def describe_collection(layout: Layout, name: str) -> CollectionInfo:
+    """One collection's inbox documents and index summary."""
+    return CollectionInfo(name, count_documents(layout.inbox(name)), index_summary(layout.index_path(name)))
+
+
+def list_collections(layout: Layout) -> list[CollectionInfo]:
+    """Every collection with an inbox or a warehouse folder, sorted by name."""
+    return [describe_collection(layout, name) for name in layout.collections()]

@@ -1,0 +1,148 @@
+"""Where Orca keeps things under ORCA_HOME, and what a collection is: the one home of both rules.
+
+    $ORCA_HOME/
+      inbox/<collection>/...                 the documents (source of truth; sub-folders allowed)
+      inbox/<collection>/.orca/sources/...   where each posted document came from (one JSON per document)
+      warehouse/<collection>/*.parquet       the assets' outputs; embedding_index.parquet is the served index
+      warehouse/<collection>/.orca.lock      held by the step writing the collection
+      intake/queue.db                        the intake queue (SQLite, unless ORCA_INTAKE_DB_URL names another)
+      dagster/                               DAGSTER_HOME, unless set
+
+Everything else asks a `Layout` for a path instead of joining strings. `LocalLayout` is the local folder
+implementation; the interface is where another storage (an object store) plugs in.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from orca_core.names import is_ignored_name
+
+COLLECTION_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+COLLECTION_RULE = "1-63 characters from a-z, 0-9, '_' and '-', starting with a letter or digit"
+
+INBOX_DIR, WAREHOUSE_DIR, INTAKE_DIR, DAGSTER_DIR = "inbox", "warehouse", "intake", "dagster"
+QUEUE_DB = "queue.db"
+SAMPLE_COLLECTION = "samples"
+# Inside a collection's inbox: records of where posted documents came from (hidden: no scanner reads them).
+SOURCES_DIR = Path(".orca") / "sources"
+# Inside a collection's warehouse folder.
+DOCUMENTS_FILE = "documents.parquet"
+CHUNKS_FILE = "chunks.parquet"
+STORE_FILE = "embeddings.parquet"
+PARTS_DIR = "embeddings.parts"  # per-batch progress of a run, folded into STORE_FILE when it ends
+FAILED_CHUNKS_FILE = "failed_chunks.parquet"
+INDEX_FILE = "embedding_index.parquet"
+LOCK_FILE = ".orca.lock"
+
+
+def is_valid_collection(name: str) -> bool:
+    return COLLECTION_NAME.fullmatch(name) is not None
+
+
+def check_collection(name: str) -> str:
+    """Return `name` when it is a valid collection name, else raise ValueError saying what is allowed."""
+    if not is_valid_collection(name):
+        raise ValueError(f"invalid collection name {name!r}: use {COLLECTION_RULE}")
+    return name
+
+
+@dataclass(frozen=True)
+class CollectionFolders:
+    """The folders directly under the inbox: collections, and visible folders whose names are not valid."""
+
+    valid: list[str]
+    invalid: list[str]
+
+
+class Layout(abc.ABC):
+    """Orca's storage, addressed by collection. Collection names are checked before any path is made."""
+
+    @abc.abstractmethod
+    def inbox(self, collection: str) -> Path:
+        """The folder of a collection's documents."""
+
+    @abc.abstractmethod
+    def warehouse(self, collection: str) -> Path:
+        """The folder of a collection's derived data (the assets' Parquet files)."""
+
+    @abc.abstractmethod
+    def collection_folders(self) -> CollectionFolders:
+        """Which inbox folders are collections: the inbox sensor's rule, and `orca materialize --all`'s."""
+
+    @abc.abstractmethod
+    def collections(self) -> list[str]:
+        """Every collection with an inbox folder or a warehouse folder, sorted: what the catalogs list."""
+
+    def has_collection(self, collection: str) -> bool:
+        """True when the collection has an inbox or a warehouse folder."""
+        return self.inbox(collection).is_dir() or self.warehouse(collection).is_dir()
+
+    def warehouse_file(self, collection: str, name: str) -> Path:
+        return self.warehouse(collection) / name
+
+    def index_path(self, collection: str) -> Path:
+        """The served index (the contract in ARCHITECTURE.md)."""
+        return self.warehouse_file(collection, INDEX_FILE)
+
+    def inbox_source(self, collection: str, doc_id: str) -> str:
+        """The `source` of a document dropped into the inbox: its path relative to ORCA_HOME."""
+        return f"{INBOX_DIR}/{check_collection(collection)}/{doc_id}"
+
+
+@dataclass(frozen=True)
+class LocalLayout(Layout):
+    """The layout on a local (or mounted) file system under `home`."""
+
+    home: Path
+
+    @property
+    def inbox_root(self) -> Path:
+        return self.home / INBOX_DIR
+
+    @property
+    def warehouse_root(self) -> Path:
+        return self.home / WAREHOUSE_DIR
+
+    @property
+    def queue_db(self) -> Path:
+        return self.home / INTAKE_DIR / QUEUE_DB
+
+    @property
+    def queue_url(self) -> str:
+        """The SQLAlchemy URL of the intake queue when ORCA_INTAKE_DB_URL names none."""
+        return f"sqlite:///{self.queue_db}"
+
+    @property
+    def default_dagster_home(self) -> Path:
+        return self.home / DAGSTER_DIR
+
+    def inbox(self, collection: str) -> Path:
+        return self.inbox_root / check_collection(collection)
+
+    def warehouse(self, collection: str) -> Path:
+        return self.warehouse_root / check_collection(collection)
+
+    def collection_folders(self) -> CollectionFolders:
+        valid, invalid = [], []
+        for name in _visible_folders(self.inbox_root):
+            (valid if is_valid_collection(name) else invalid).append(name)
+        return CollectionFolders(sorted(valid), sorted(invalid))
+
+    def collections(self) -> list[str]:
+        names = set(self.collection_folders().valid)
+        names.update(name for name in _visible_folders(self.warehouse_root) if is_valid_collection(name))
+        return sorted(names)
+
+
+def _visible_folders(root: Path) -> list[str]:
+    """Names of the folders (links to folders included) directly under `root`, hidden and temporary ones left out."""
+    try:
+        with os.scandir(root) as scan:
+            return [e.name for e in scan if not is_ignored_name(e.name) and e.is_dir(follow_symlinks=True)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []

@@ -1,0 +1,217 @@
+"""Orca's configuration: one typed model of every environment variable, its default and its meaning.
+
+Each field is one variable: `ORCA_` plus the field name in capitals (`intake_port` is `ORCA_INTAKE_PORT`),
+except `ollama_host` (`OLLAMA_HOST`) and `dagster_home` (`DAGSTER_HOME`), which keep the names those tools
+use. An empty variable counts as unset. The CLI, the intake, the Dagster definitions and the sensors each
+build `OrcaSettings` once when they start and pass the object along; nothing writes it back into the
+environment to parse it again (child processes get `child_environ()`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+from orca_core.layout import LocalLayout
+
+ENV_PREFIX = "ORCA_"
+# Fields whose variable is not ORCA_<FIELD>: the names Ollama's and Dagster's own tools read.
+FOREIGN_NAMES = {"ollama_host": "OLLAMA_HOST", "dagster_home": "DAGSTER_HOME"}
+EMBEDDERS = ("ollama", "hashing")
+
+# `from_env(mapping)` reads this mapping instead of os.environ, for the duration of the call.
+_environ: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("orca_environ", default=None)
+
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
+class SettingsError(ValueError):
+    """A variable holds a value Orca cannot use; the message names the variable and says what fits."""
+
+
+def env_name(field: str) -> str:
+    """The environment variable behind a settings field."""
+    return FOREIGN_NAMES.get(field) or f"{ENV_PREFIX}{field.upper()}"
+
+
+def split_hosts(value: str) -> list[str]:
+    """`OLLAMA_HOST` may list several servers, comma-separated; a bare host:port gets http://."""
+    hosts = []
+    for raw in value.split(","):
+        host = raw.strip().rstrip("/")
+        if host:
+            hosts.append(host if "://" in host else f"http://{host}")
+    return hosts
+
+
+class _EnvironSource(EnvSettingsSource):
+    """The process environment, or the mapping `OrcaSettings.from_env` was given."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _environ.get()
+        return parse_env_vars(
+            os.environ if environ is None else environ, self.case_sensitive, self.env_ignore_empty,
+            self.env_parse_none_str,
+        )
+
+
+class OrcaSettings(BaseSettings):
+    """Every setting of Orca (see the README's configuration table). Paths are absolute once built."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore", frozen=True,
+    )
+
+    # -- where state lives ----------------------------------------------------------------------------
+    home: Path = Field(Path(".orca"), description="Root of all local state: inbox, warehouse, intake queue, Dagster home.")
+    dagster_home: Path | None = Field(
+        None, validation_alias=AliasChoices("DAGSTER_HOME"), description="Dagster instance folder ($ORCA_HOME/dagster)."
+    )
+    # -- embedding ------------------------------------------------------------------------------------
+    ollama_host: str = Field(
+        "http://localhost:11434", validation_alias=AliasChoices("OLLAMA_HOST"),
+        description="Ollama base URL; a comma-separated list spreads work over several servers.",
+    )
+    embed_model: str = Field("nomic-embed-text", description="Embedding model name as Ollama knows it.")
+    embedder: Literal["ollama", "hashing"] = Field(
+        "ollama", description="`ollama`, or `hashing` (offline and deterministic, for demos and tests)."
+    )
+    # -- processes `orca up` starts -------------------------------------------------------------------
+    intake_host: str = Field("127.0.0.1", description="Where the REST intake listens.")
+    intake_port: int = Field(8000, ge=0, le=65535, description="The REST intake's port.")
+    webserver_port: int = Field(3000, ge=0, le=65535, description="Where `orca up` serves the Dagster webserver.")
+    webserver_url: str = Field("", description="The webserver as users reach it, for run links (http://127.0.0.1:<port>).")
+    # -- the REST intake ------------------------------------------------------------------------------
+    intake_db_url: str = Field("", description="SQLAlchemy URL of the intake queue (SQLite under ORCA_HOME).")
+    intake_tokens: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Comma-separated bearer tokens; unset: loopback only, no token."
+    )
+    intake_jwt_secret: str | None = Field(None, description="HS256 secret that signs accepted JWTs.")
+    intake_jwks_url: str | None = Field(None, description="JWKS URL whose keys sign accepted JWTs.")
+    intake_jwt_audience: str | None = Field(None, description="Required `aud` of a JWT.")
+    intake_jwt_issuer: str | None = Field(None, description="Required `iss` of a JWT.")
+    intake_max_body_bytes: PositiveInt = Field(32 * 1024 * 1024, description="Largest request body.")
+    intake_max_documents: PositiveInt = Field(1000, description="Most documents (or inputs) in one request.")
+    intake_max_text_bytes: PositiveInt = Field(
+        10 * 1024 * 1024, description="Largest document; the documents asset reads no more either."
+    )
+    # -- schedules and sensors ------------------------------------------------------------------------
+    reindex_cron: str = Field("0 3 * * *", description="When the reindex schedule runs.")
+    timezone: str = Field("UTC", description="IANA time zone of the reindex schedule.")
+    inbox_sweep_ticks: PositiveInt = Field(
+        8, description="The inbox sensor re-stats every file at least once in this many ticks."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, **_: PydanticBaseSettingsSource
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment (or `from_env`'s mapping); no dotenv or secrets files."""
+        return init_settings, _EnvironSource(settings_cls)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> OrcaSettings:
+        """Read the environment (or `environ`); SettingsError naming the variable when a value is invalid."""
+        token = _environ.set(environ)
+        try:
+            return cls()
+        except ValidationError as error:
+            raise SettingsError(_describe(error)) from None
+        finally:
+            _environ.reset(token)
+
+    @field_validator("embedder", mode="before")
+    @classmethod
+    def _embedder_name(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() not in EMBEDDERS:
+            raise ValueError(f"must be 'ollama' or 'hashing', not {value!r}")
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("intake_tokens", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return tuple(t.strip() for t in value.split(",") if t.strip()) if isinstance(value, str) else value
+
+    @field_validator("intake_jwt_secret", "intake_jwks_url", "intake_jwt_audience", "intake_jwt_issuer", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return (value.strip() or None) if isinstance(value, str) else value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value.strip())
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("is not a known IANA time zone (for example UTC or Europe/Paris)") from None
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _resolve(self) -> OrcaSettings:
+        """Absolute paths, so child processes agree on them; the derived defaults filled in."""
+        home = self.home.expanduser().resolve()
+        derived = {
+            "home": home,
+            "dagster_home": (self.dagster_home or LocalLayout(home).default_dagster_home).expanduser().resolve(),
+            "intake_db_url": self.intake_db_url or LocalLayout(home).queue_url,
+            "webserver_url": (self.webserver_url or f"http://127.0.0.1:{self.webserver_port}").rstrip("/"),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen model: set once, while it is being built
+        return self
+
+    # -- what the settings imply ----------------------------------------------------------------------
+    @property
+    def layout(self) -> LocalLayout:
+        """Where every file under ORCA_HOME lives."""
+        return LocalLayout(self.home)
+
+    @property
+    def ollama_hosts(self) -> list[str]:
+        return split_hosts(self.ollama_host)
+
+    @property
+    def intake_auth_enabled(self) -> bool:
+        """True when intake callers must present a token (static or JWT); otherwise only loopback is served."""
+        return bool(self.intake_tokens or self.intake_jwt_secret or self.intake_jwks_url)
+
+    def run_url(self, run_id: str | None) -> str | None:
+        """The Dagster webserver page of a run, once the run exists."""
+        return f"{self.webserver_url}/runs/{run_id}" if run_id else None
+
+    def child_environ(self) -> dict[str, str]:
+        """The environment for processes Orca starts: this one, with these settings (paths absolute) over it."""
+        env = dict(os.environ)
+        env.update(self.as_environ())
+        return env
+
+    def as_environ(self) -> dict[str, str]:
+        """These settings as environment variables (unset optional ones left out)."""
+        return dict(_as_environ(self))
+
+
+def _as_environ(settings: OrcaSettings) -> Iterator[tuple[str, str]]:
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        yield env_name(name), ",".join(value) if isinstance(value, tuple) else str(value)
+
+
+def _describe(error: ValidationError) -> str:
+    """'ORCA_INTAKE_MAX_DOCUMENTS='many': Input should be a valid integer' for each invalid variable."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        name = env_name(field) if field in OrcaSettings.model_fields else field
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}={problem['input']!r}: {message}" if field else message)
+    return "; ".join(lines)
