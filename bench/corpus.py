@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from bench.common import ROOT, Row, StandIn, Timer, fill_inbox, languages, verdict_max
+from orca_core.tags import PARTITION_TAG
 
 COST = 0.002
 TARGET = 1.3
@@ -42,7 +43,7 @@ def run_seconds(home: Path) -> dict[str, float]:
     seconds: dict[str, float] = {}
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         for record in instance.get_run_records(dg.RunsFilter(job_name="embed_collection_job")):
-            name = record.dagster_run.tags.get("dagster/partition")
+            name = record.dagster_run.tags.get(PARTITION_TAG)
             if name and name not in seconds and record.start_time and record.end_time:
                 seconds[name] = record.end_time - record.start_time  # records come newest first
     return seconds

@@ -15,7 +15,7 @@ from orca_assets.loaders import DocumentError, read_document
 from orca_assets.partitions import collections_partitions
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.layout import DOCUMENTS_FILE, Layout
-from orca_core.names import is_ignored_name
+from orca_core.names import MAX_DOCUMENT_BYTES, is_ignored_name
 from orca_resources.inbox import read_source
 from orca_resources.warehouse import WarehouseResource
 
@@ -36,7 +36,7 @@ DOCUMENTS_SCHEMA = pa.schema(
 class DocumentsConfig(dg.Config):
     """Run configuration of the `documents` asset."""
 
-    max_document_bytes: int = 10 * 1024 * 1024
+    max_document_bytes: int = MAX_DOCUMENT_BYTES
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 # The naming rules are shared with the REST intake (which cannot import orca_assets).
 from orca_core.names import DOCUMENT_SUFFIXES as SUPPORTED_SUFFIXES
-
-DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+from orca_core.names import MAX_DOCUMENT_BYTES
 
 _TEXT_KEYS = ("text", "content", "body")
 
@@ -29,7 +28,7 @@ class DocumentError(Exception):
         self.reason = reason
 
 
-def read_document(path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> str:
+def read_document(path: Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> str:
     """Read `path` and return its text (HTML and JSON converted), or raise `DocumentError`."""
     path = Path(path)
     suffix = path.suffix.lower()

@@ -12,6 +12,7 @@ import unicodedata
 
 # The loaders' supported types; a posted document without one of these suffixes is stored as `<id>.txt`.
 DOCUMENT_SUFFIXES: frozenset[str] = frozenset({".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".json", ".jsonl"})
+MAX_DOCUMENT_BYTES = 10 * 1024 * 1024  # the largest document read (the intake's limit by default too)
 MAX_DOC_ID_BYTES = 1024
 MAX_COMPONENT_BYTES = 255  # NAME_MAX of common file systems
 # Names editors and copy tools use while writing; the inbox scanners skip them, so a document must not use them.

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, Pydanti
 from pydantic_settings.sources.utils import parse_env_vars
 
 from orca_core.layout import LocalLayout
+from orca_core.names import MAX_DOCUMENT_BYTES
 
 ENV_PREFIX = "ORCA_"
 # Fields whose variable is not ORCA_<FIELD>: the names Ollama's and Dagster's own tools read.
@@ -101,7 +102,7 @@ class OrcaSettings(BaseSettings):
     intake_max_body_bytes: PositiveInt = Field(32 * 1024 * 1024, description="Largest request body.")
     intake_max_documents: PositiveInt = Field(1000, description="Most documents (or inputs) in one request.")
     intake_max_text_bytes: PositiveInt = Field(
-        10 * 1024 * 1024, description="Largest document; the documents asset reads no more either."
+        MAX_DOCUMENT_BYTES, description="Largest document; the documents asset reads no more either."
     )
     # -- schedules and sensors ------------------------------------------------------------------------
     reindex_cron: str = Field("0 3 * * *", description="When the reindex schedule runs.")

@@ -138,7 +138,7 @@ class IndexReaders(threading.Thread):
 
     def run(self) -> None:
         from orca_core.search import IndexNotFound, load_index
-        from orca_intake.catalog import index_summary
+        from orca_core.catalog import index_summary
 
         while not self.stop_event.is_set():
             try:
