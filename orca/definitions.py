@@ -11,7 +11,7 @@ from orca_assets.checks import index_checks
 from orca_assets.jobs import embed_collection_job, embedding_assets
 from orca_assets.maintenance import purge_collection_job  # op jobs (issue 7)
 from orca_assets.model_ops import prepare_model_job  # op jobs (issue 7)
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.intake_queue_resource import IntakeQueueResource
 from orca_resources.ollama import OllamaResource
 from orca_resources.settings import DEFAULTS

@@ -24,7 +24,7 @@ from orca_intake.routers import collections, documents, embeddings, health, jobs
 from orca_intake.run_metrics import shared_instance
 from orca_intake.settings import IntakeSettings, get_settings
 from orca_resources.embedder import Embedder
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.intake_queue import IntakeQueue
 from orca_resources.ollama import OllamaResource
 from orca_resources.settings import OrcaSettings

@@ -34,8 +34,8 @@ from orca_assets.maintenance import purge_collection_job  # op-job kinds (issue 
 from orca_assets.model_ops import prepare_model_job  # op-job kinds (issue 7)
 from orca_assets.partitions import collections_partitions
 from orca_resources.embedder import Embedder
-from orca_resources.hashing import MODEL_NAME as HASHING_MODEL
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import MODEL_NAME as HASHING_MODEL
+from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.intake_queue import IntakeRequest
 from orca_resources.intake_queue_resource import IntakeQueueResource
 from orca_resources.ollama import same_model

@@ -19,7 +19,7 @@ from orca_intake.app import create_app
 from orca_intake.dependencies import get_embedder
 from orca_resources import search as shared_search
 from orca_resources.errors import EmbedderUnavailable
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 
 TEXTS = [
     "The reindex schedule runs every night and refreshes all collections.",

@@ -10,7 +10,7 @@ import dagster as dg
 import sensors.intake as intake_module
 import sensors.run_status as status_module
 from orca.definitions import build_definitions
-from orca_resources.hashing import MODEL_NAME as HASHING_MODEL
+from orca_resources.hashing_embedder import MODEL_NAME as HASHING_MODEL
 from orca_resources.intake_queue_resource import IntakeQueueResource
 from orca_resources.ollama import OllamaResource
 from sensors.fingerprint import FINGERPRINT_TAG, fingerprint
