@@ -24,9 +24,9 @@ from orca_intake.routers import collections, documents, embeddings, health, jobs
 from orca_intake.run_metrics import shared_instance
 from orca_intake.settings import IntakeSettings, get_settings
 from orca_resources.embedder import Embedder
-from orca_resources.hashing_embedder import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedder
 from orca_resources.intake_queue import IntakeQueue
-from orca_resources.ollama import OllamaResource
+from orca_resources.ollama_client import OllamaClient, OllamaConfig
 from orca_resources.settings import OrcaSettings
 
 DESCRIPTION = """\
@@ -40,10 +40,10 @@ sensors turn requests into runs that update the collection's embedding index. Ev
 
 
 def build_embedder(settings: OrcaSettings) -> Embedder:
-    """The embedder ORCA_EMBEDDER names, configured like the Dagster definitions configure it."""
+    """The embedder ORCA_EMBEDDER names, configured like the Dagster definitions configure their resource."""
     if settings.embedder == "hashing":
-        return HashingEmbedderResource()
-    return OllamaResource(host=settings.ollama_host, model=settings.embed_model)
+        return HashingEmbedder()
+    return OllamaClient(OllamaConfig(host=settings.ollama_host, model=settings.embed_model))
 
 
 @asynccontextmanager

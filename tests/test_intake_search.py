@@ -273,8 +273,8 @@ def test_the_app_factory_builds_the_embedder_from_settings(intake_settings):
 
     with TestClient(app) as client:
         embedder = client.app.state.embedder
-        assert (type(embedder).__name__, embedder.host, embedder.model) == (
-            "OllamaResource",
+        assert (type(embedder).__name__, embedder.config.host, embedder.config.model) == (
+            "OllamaClient",
             "http://127.0.0.1:9",
             "m1",
         )
