@@ -34,6 +34,7 @@ BENCHMARKS = [
     ("intake", "bench.intake"),
     ("corpus", "bench.corpus"),
     ("trigger", "bench.trigger"),
+    ("model_load", "bench.model_load"),
 ]
 NOT_MEASURED: list[str] = []
 HEADER = ["benchmark", "figure", "ratio", "baseline (same run)", "target", "verdict"]
