@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import dagster as dg  # noqa: E402
 
 from orca_assets.jobs import embedding_assets  # noqa: E402
-from orca_resources.hashing import HashingEmbedderResource  # noqa: E402
+from orca_resources.hashing_embedder import HashingEmbedderResource  # noqa: E402
 from orca_resources.warehouse import WarehouseResource  # noqa: E402
 
 CHUNK_TOKENS = 48

@@ -35,6 +35,7 @@ BENCHMARKS = [
     ("corpus", "bench.corpus"),
     ("trigger", "bench.trigger"),
     ("splitter", "bench.splitter"),
+    ("model_load", "bench.model_load"),
 ]
 NOT_MEASURED: list[str] = []
 HEADER = ["benchmark", "figure", "ratio", "baseline (same run)", "target", "verdict"]

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from orca_core.settings import OrcaSettings
 from orca_resources.errors import EmbedderError
-from orca_resources.ollama import OllamaResource
+from orca_resources.ollama_client import OllamaClient, OllamaConfig
 from orca_resources.ollama_models import model_digest
 
 JOB_NAME = "prepare_model_job"
@@ -22,13 +22,13 @@ PROBE_TIMEOUT_SECONDS = 2.0
 
 def hosts_missing_model(settings: OrcaSettings) -> tuple[list[str], list[str]]:
     """(hosts that answer, those of them that lack ORCA_EMBED_MODEL); silent hosts are in neither."""
-    probe = OllamaResource(
+    config = OllamaConfig(
         host=settings.ollama_host, model=settings.embed_model, max_retries=0, connect_timeout=PROBE_TIMEOUT_SECONDS,
         read_timeout=PROBE_TIMEOUT_SECONDS,
     )
     answering, missing = [], []
-    try:
-        for host in settings.ollama_hosts:
+    with OllamaClient(config) as probe:
+        for host in probe.http.hosts:
             try:
                 present = model_digest(probe, host) is not None
             except EmbedderError:
@@ -36,8 +36,6 @@ def hosts_missing_model(settings: OrcaSettings) -> tuple[list[str], list[str]]:
             answering.append(host)
             if not present:
                 missing.append(host)
-    finally:
-        probe.close()
     return answering, missing
 
 

@@ -25,7 +25,7 @@ def search(settings: OrcaSettings, collection: str, query: str, k: int) -> list[
     except EmbedderError as error:
         raise SearchError(f"could not embed the query: {error}") from error
     finally:
-        getattr(embedder, "close", lambda: None)()  # TEMP until plain clients land
+        embedder.close()
     return result.results
 
 

@@ -25,6 +25,9 @@ from orca.home import open_instance, prepare_home, project_file, register_collec
 from orca.supervisor import ChildSpec, Supervisor
 from orca_core.layout import SAMPLE_COLLECTION
 from orca_core.settings import OrcaSettings
+from orca_resources.errors import EmbedderError
+from orca_resources.ollama_client import OllamaClient, OllamaConfig
+from orca_resources.ollama_models import model_digest
 
 OLLAMA_PROBE_TIMEOUT_SECONDS = 2.0
 READY_TIMEOUT_SECONDS = 180.0
@@ -107,12 +110,15 @@ def probe_ollama(settings: OrcaSettings) -> tuple[list[str], list[str]]:
 
 def model_is_pulled(host: str, model: str) -> bool | None:
     """Whether `host` lists `model` in /api/tags (None when it cannot tell)."""
+    config = OllamaConfig(
+        host=host, model=model, max_retries=0, connect_timeout=OLLAMA_PROBE_TIMEOUT_SECONDS,
+        read_timeout=OLLAMA_PROBE_TIMEOUT_SECONDS,
+    )
     try:
-        names = {m.get("name", "") for m in httpx.get(f"{host}/api/tags", timeout=OLLAMA_PROBE_TIMEOUT_SECONDS).json()["models"]}
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        with OllamaClient(config) as probe:
+            return model_digest(probe, probe.http.hosts[0]) is not None
+    except (EmbedderError, ValueError):  # no answer, a wrong one, or no usable host URL
         return None
-    wanted = model if ":" in model else f"{model}:latest"
-    return model in names or wanted in names
 
 
 def choose_embedder(settings: OrcaSettings, console: Console) -> OrcaSettings:

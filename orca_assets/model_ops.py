@@ -50,12 +50,13 @@ def _fail(message: str, **metadata) -> dg.Failure:
 @dg.op(description="Check that every configured Ollama host answers, and record its version.")
 def check_ollama_hosts(context: dg.OpExecutionContext, ollama: OllamaResource) -> dg.Output[list[str]]:
     """The configured hosts, once each answered `GET /api/version`."""
-    hosts = ollama.http().hosts
+    client = ollama.client()
+    hosts = client.http.hosts
     versions: dict[str, str] = {}
     silent: dict[str, str] = {}
     for host in hosts:
         try:
-            versions[host] = ollama.version(host) or "unknown"
+            versions[host] = client.version(host) or "unknown"
             context.log.info(f"Ollama {versions[host]} answers at {host}")
         except EmbedderError as error:
             silent[host] = str(error)
@@ -75,10 +76,11 @@ def pull_model(
     context: dg.OpExecutionContext, config: PullConfig, ollama: OllamaResource, hosts: list[str]
 ) -> dg.Output[list[str]]:
     """Pull on each host that lacks the model (or on all with `force_pull`); the hosts, for the next op."""
+    client = ollama.client()
     report: dict[str, dict] = {}
     pulled_bytes, pull_seconds = 0, 0.0
     for host in hosts:
-        digest = model_digest(ollama, host)
+        digest = model_digest(client, host)
         if digest is not None and not config.force_pull:
             context.log.info(
                 f"{host} already has {ollama.model} (digest {digest[:12]}): not pulling it; set force_pull "
@@ -92,7 +94,7 @@ def pull_model(
         )
         started = time.perf_counter()
         try:
-            pull(ollama, host, progress, insecure=config.insecure)
+            pull(client, host, progress, insecure=config.insecure)
         except StreamError as error:
             raise _fail(f"pulling {ollama.model} on {host} failed: {error}", host=host, lines=progress.lines) from error
         except EmbedderError as error:
@@ -101,7 +103,7 @@ def pull_model(
         pulled_bytes += progress.total_bytes
         pull_seconds += seconds
         report[host] = {
-            "pulled": True, "digest": model_digest(ollama, host), "bytes": progress.total_bytes,
+            "pulled": True, "digest": model_digest(client, host), "bytes": progress.total_bytes,
             "seconds": round(seconds, 3), "progress_lines": progress.lines,
         }
         context.log.info(
@@ -121,10 +123,11 @@ def pull_model(
 @dg.op(description="Confirm the model's embedding and context length with /api/show, the same on every host.")
 def confirm_model_shape(context: dg.OpExecutionContext, ollama: OllamaResource, hosts: list[str]) -> dg.Output[dict]:
     """The model's shape (architecture, embedding_length, context_length, digest) as every host reports it."""
+    client = ollama.client()
     shapes, digests = {}, {}
     for host in hosts:
         try:
-            shapes[host], digests[host] = model_shape(ollama, host), model_digest(ollama, host)
+            shapes[host], digests[host] = model_shape(client, host), model_digest(client, host)
         except EmbedderError as error:
             raise _fail(f"could not read {ollama.model}'s details on {host}: {error}", host=host) from error
         shape = shapes[host]
@@ -164,10 +167,11 @@ def load_model(
 ) -> dg.Output[dict]:
     """Seconds each host took to load the model, kept loaded for `keep_alive`."""
     keep_alive = config.keep_alive or ollama.keep_alive
+    client = ollama.client()
     timings: dict[str, dict] = {}
-    for host in ollama.http().hosts:
+    for host in client.http.hosts:
         try:
-            timing = load(ollama, host, keep_alive)
+            timing = load(client, host, keep_alive)
         except EmbedderError as error:
             raise _fail(f"could not load {ollama.model} on {host}: {error}", host=host) from error
         server = "" if timing.server_load_seconds is None else f" (server load {timing.server_load_seconds:.2f}s)"

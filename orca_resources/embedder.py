@@ -55,7 +55,11 @@ class BatchOutcome:
 
 @runtime_checkable
 class Embedder(Protocol):
-    """Turns texts into vectors. Implemented by `OllamaResource` and `HashingEmbedderResource`."""
+    """Turns texts into vectors.
+
+    Implemented by the plain `OllamaClient` and `HashingEmbedder`, and by the Dagster resources that wrap
+    them, `OllamaResource` and `HashingEmbedderResource`.
+    """
 
     # Callers form batches of this many texts and pass them to `embed_batches`.
     batch_size: int

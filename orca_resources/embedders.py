@@ -1,17 +1,16 @@
 """Which embedder Orca uses: chosen from the settings here, and only here.
 
-`embedder_resource` gives the Dagster resource the assets use; `build_embedder` gives the same embedder as a
-plain client for the REST intake and the command line, which run outside Dagster.
+`embedder_resource` gives the Dagster resource the assets use; `build_embedder` gives the same embedder, with
+the same configuration, as a plain client for the REST intake and the command line, which run outside Dagster.
 """
 
 from __future__ import annotations
 
-import dagster as dg
-
 from orca_core.settings import OrcaSettings
 from orca_resources.embedder import Embedder
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.ollama import OllamaResource
+from orca_resources.ollama_client import OllamaClient
 
 
 def ollama_resource(settings: OrcaSettings) -> OllamaResource:
@@ -19,7 +18,7 @@ def ollama_resource(settings: OrcaSettings) -> OllamaResource:
     return OllamaResource(host=settings.ollama_host, model=settings.embed_model)
 
 
-def embedder_resource(settings: OrcaSettings) -> dg.ConfigurableResource:
+def embedder_resource(settings: OrcaSettings) -> OllamaResource | HashingEmbedderResource:
     """The embedder ORCA_EMBEDDER names; the choice is made once here, never silently inside a run."""
     if settings.embedder == "hashing":
         return HashingEmbedderResource()
@@ -28,4 +27,7 @@ def embedder_resource(settings: OrcaSettings) -> dg.ConfigurableResource:
 
 def build_embedder(settings: OrcaSettings) -> Embedder:
     """The same embedder as a plain client, for code that runs outside Dagster (the caller closes it)."""
-    return embedder_resource(settings)
+    resource = embedder_resource(settings)
+    if isinstance(resource, OllamaResource):
+        return OllamaClient(resource.ollama_config())
+    return resource.embedder()

@@ -1,7 +1,7 @@
-"""The HTTP machinery behind `OllamaResource`: one request path with retries, per-host slots and breakers.
+"""The HTTP machinery behind `OllamaClient`: one request path with retries, per-host slots and breakers.
 
 Every call to an Ollama server goes through `OllamaHosts.request`, so retry, backoff, circuit breaking and
-error mapping behave the same for embedding, model lookup, preload and version checks.
+error mapping behave the same for embedding, model lookup, model management and version checks.
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ import random
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 from typing import Any, NoReturn
 
 import dagster as dg
@@ -29,20 +26,10 @@ from orca_resources.errors import (
     ModelNotFound,
     StreamError,
 )
+from orca_resources.ollama_retry import CircuitBreaker, RetryPolicy, parse_retry_after
 
 # Paths whose 404 means "model not pulled"; elsewhere a 404 means the URL is not an Ollama server.
 MODEL_PATHS = ("/api/embed", "/api/show")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try: attempts are 1 + max_retries; delays use full jitter up to backoff_max."""
-
-    max_retries: int = 4
-    backoff_initial: float = 0.5
-    backoff_max: float = 20.0
-    breaker_failures: int = 5
-    breaker_cooldown: float = 30.0
 
 
 class _Retryable(Exception):
@@ -54,37 +41,6 @@ class _Retryable(Exception):
         self.invalid = invalid
         self.host_fault = host_fault  # counts towards the breaker; a wrong answer from a live host does not
         self.retry_after = retry_after
-
-
-@dataclass
-class _Breaker:
-    failures: int = 0
-    opened_at: float | None = None
-    probing: bool = False
-    last_cause: str = ""
-
-    def allows(self, now: float, cooldown: float) -> bool:
-        if self.opened_at is None:
-            return True
-        return now - self.opened_at >= cooldown and not self.probing
-
-
-def parse_retry_after(value: str | None, cap: float) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP date), capped so a server can't stall us."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    return min(max(seconds, 0.0), cap)
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -107,7 +63,7 @@ def _tls_context() -> ssl.SSLContext:
     """One verifying TLS context per process, shared by every client.
 
     httpx builds a new one per client by default, and loading the CA bundle costs about 17 ms: paid on every
-    run, since the resource builds its clients per run. Sharing a context between clients is safe.
+    run, since a client is built per run. Sharing a context between clients is safe.
     """
     return httpx.create_ssl_context()
 
@@ -146,21 +102,18 @@ class OllamaHosts:
         self._cond = threading.Condition()
         self._in_flight = {h: 0 for h in self.hosts}
         self._started = {h: 0 for h in self.hosts}
-        self._breakers = {h: _Breaker() for h in self.hosts}
+        self._breakers = {h: CircuitBreaker() for h in self.hosts}
         self._log = dg.get_dagster_logger()
 
     @property
     def capacity(self) -> int:
+        """How many requests may be in flight at once over all hosts."""
         return self.max_in_flight * len(self.hosts)
 
     def close(self) -> None:
+        """Close every host's HTTP client."""
         for client in self._clients.values():
             client.close()
-
-    def healthy_hosts(self) -> list[str]:
-        with self._cond:
-            now = self._clock()
-            return [h for h in self.hosts if self._breakers[h].allows(now, self.policy.breaker_cooldown)]
 
     def request(
         self,
@@ -215,8 +168,7 @@ class OllamaHosts:
                 )
             delay = last.retry_after
             if delay is None:
-                ceiling = min(self.policy.backoff_max, self.policy.backoff_initial * 2 ** (attempts - 1))
-                delay = self._random.uniform(0, ceiling)
+                delay = self.policy.backoff(attempts, self._random)
             self._log.warning(
                 f"Ollama {method} {path}: {last.cause}; retrying in {delay:.2f}s (attempt {attempts + 1} of {retries + 1})"
             )

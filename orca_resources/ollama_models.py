@@ -1,7 +1,8 @@
 """The configured model on one Ollama host: is it there, pull it (streamed), what shape it has, load it.
 
-`prepare_model_job` uses these; each call goes through `OllamaHosts.request`, so the retries, in-flight
-slots and circuit breakers of `OllamaResource` apply to model management as they do to embedding.
+`prepare_model_job` and `orca up` use these; each call goes through the client's `OllamaHosts.request`, so
+the retries, in-flight slots and circuit breakers of `OllamaClient` apply to model management as they do
+to embedding. Answers are read by `ollama_api`, the one place that says what they mean.
 """
 
 from __future__ import annotations
@@ -9,20 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orca_resources.errors import InvalidResponse
-from orca_resources.ollama import OllamaResource, same_model
+from orca_resources.ollama_api import ModelShape, digest_in_tags, shape_from_show
 
+if TYPE_CHECKING:
+    from orca_resources.ollama_client import OllamaClient
 
-@dataclass(frozen=True)
-class ModelShape:
-    """What `/api/show` says about the model: architecture, vector length, context length and capabilities."""
-
-    architecture: str
-    embedding_length: int | None
-    context_length: int | None
-    capabilities: tuple[str, ...] | None  # None when the server is too old to report them
+__all__ = ["LoadTiming", "ModelShape", "load", "model_digest", "model_shape", "pull"]
 
 
 @dataclass(frozen=True)
@@ -33,13 +29,11 @@ class LoadTiming:
     server_load_seconds: float | None
 
 
-def model_digest(ollama: OllamaResource, host: str) -> str | None:
+def model_digest(client: OllamaClient, host: str) -> str | None:
     """The digest of the configured model on `host` (from `/api/tags`), or None when it is not pulled."""
-    _, tags = ollama.http().request("GET", "/api/tags", host=host)
-    for entry in tags.get("models", []) if isinstance(tags, dict) else []:
-        if same_model(entry.get("name") or entry.get("model") or "", ollama.model):
-            return str(entry.get("digest", ""))
-    return None
+    model = client.config.model
+    _, digest = client.http.request("GET", "/api/tags", host=host, parse=lambda tags: digest_in_tags(tags, model))
+    return digest
 
 
 def _pulled(last: Any) -> Any:
@@ -49,36 +43,28 @@ def _pulled(last: Any) -> Any:
     return last
 
 
-def pull(ollama: OllamaResource, host: str, on_line: Callable[[dict], None], *, insecure: bool = False) -> None:
+def pull(client: OllamaClient, host: str, on_line: Callable[[dict], None], *, insecure: bool = False) -> None:
     """Pull the configured model onto `host` with `"stream": true`, handing each progress line to `on_line`.
 
     Raises StreamError with the server's message when a line carries `{"error": ...}` (HTTP status 200).
     An interrupted stream is retried like any call; Ollama resumes the layers it already has.
     """
-    payload = {"model": ollama.model, "stream": True, "insecure": insecure}
-    ollama.http().request("POST", "/api/pull", payload, host=host, on_line=on_line, parse=_pulled)
+    payload = {"model": client.config.model, "stream": True, "insecure": insecure}
+    client.http.request("POST", "/api/pull", payload, host=host, on_line=on_line, parse=_pulled)
 
 
-def model_shape(ollama: OllamaResource, host: str) -> ModelShape:
+def model_shape(client: OllamaClient, host: str) -> ModelShape:
     """The model's architecture, embedding and context length as `/api/show` reports them on `host`."""
-    _, show = ollama.http().request("POST", "/api/show", {"model": ollama.model}, host=host)
-    info = (show.get("model_info") or {}) if isinstance(show, dict) else {}
-    arch = str(info.get("general.architecture", ""))
-    length = info.get(f"{arch}.embedding_length")
-    context = info.get(f"{arch}.context_length")
-    capabilities = show.get("capabilities") if isinstance(show, dict) else None
-    return ModelShape(
-        architecture=arch,
-        embedding_length=length if isinstance(length, int) else None,
-        context_length=context if isinstance(context, int) else None,
-        capabilities=tuple(map(str, capabilities)) if isinstance(capabilities, list) else None,
-    )
+    payload = {"model": client.config.model}
+    _, shape = client.http.request("POST", "/api/show", payload, host=host, parse=shape_from_show)
+    return shape
 
 
-def load(ollama: OllamaResource, host: str, keep_alive: str) -> LoadTiming:
+def load(client: OllamaClient, host: str, keep_alive: str) -> LoadTiming:
     """Load the model on `host` with an embed call without input, kept loaded for `keep_alive`."""
     started = time.perf_counter()
-    _, body = ollama.http().request("POST", "/api/embed", {"model": ollama.model, "keep_alive": keep_alive}, host=host)
+    payload = {"model": client.config.model, "keep_alive": keep_alive}
+    _, body = client.http.request("POST", "/api/embed", payload, host=host)
     nanoseconds = body.get("load_duration") if isinstance(body, dict) else None
     return LoadTiming(
         seconds=time.perf_counter() - started,

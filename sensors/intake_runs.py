@@ -33,8 +33,8 @@ from orca_assets.purge_collection_job import purge_collection_job
 from orca_core.layout import Layout, is_valid_collection
 from orca_core.model_names import same_model
 from orca_core.tags import FINGERPRINT_TAG, MODEL_TAG, PARTITION_TAG
-from orca_resources.hashing import MODEL_NAME as HASHING_MODEL
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import MODEL_NAME as HASHING_MODEL
+from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.intake_queue import IntakeRequest
 from sensors.fingerprint import fingerprint
 

@@ -121,7 +121,7 @@ import dagster as dg  # noqa: E402
 
 from orca_assets.checks import index_checks  # noqa: E402
 from orca_assets.jobs import embed_collection_job, embedding_assets  # noqa: E402
-from orca_resources.hashing import HashingEmbedderResource  # noqa: E402
+from orca_resources.hashing_embedder import HashingEmbedderResource  # noqa: E402
 from orca_resources.intake_queue_resource import IntakeQueueResource, SensorQueue  # noqa: E402
 from orca_resources.warehouse import WarehouseResource  # noqa: E402
 

@@ -26,7 +26,7 @@ from orca.home import project_file
 from orca_assets.embedding_store import PARTS_DIR, EmbeddingStore
 from orca_core.folder_lock import folder_lock
 from orca_core.tags import HOST_TAG, PID_TAG
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.ollama import OllamaResource
 from tests.pipeline_helpers import Pipeline
 from tests.processes import ManagedProcess, console_script, orca_env

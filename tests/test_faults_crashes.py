@@ -137,8 +137,8 @@ class IndexReaders(threading.Thread):
         self.torn: list[str] = []
 
     def run(self) -> None:
-        from orca_core.search import IndexNotFound, load_index
         from orca_core.catalog import index_summary
+        from orca_core.search import IndexNotFound, load_index
 
         while not self.stop_event.is_set():
             try:

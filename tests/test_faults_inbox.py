@@ -19,7 +19,7 @@ import pytest
 import orca_assets.documents as documents_module
 from orca_assets.checks import index_checks
 from orca_assets.jobs import embedding_assets
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 from tests.documents_fixture import write_collection
 from tests.pipeline_helpers import Pipeline, check_results, failure_message, metadata
 

@@ -1,4 +1,7 @@
-"""Tests for the offline `HashingEmbedderResource`: deterministic, unit-length vectors that rank similar texts first."""
+"""The offline embedder, plain (`HashingEmbedder`) and as a Dagster resource (`HashingEmbedderResource`).
+
+Deterministic, unit-length vectors that rank similar texts first; the resource gives the plain embedder's.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,20 @@ import os
 import subprocess
 import sys
 
+import dagster as dg
 import numpy as np
 import pytest
 
 from orca_resources.embedder import BatchOutcome, Embedder, ModelInfo
-from orca_resources.hashing import MODEL_NAME, HashingEmbedderResource
+from orca_resources.hashing_embedder import MODEL_NAME, HashingEmbedder, HashingEmbedderResource
+
+Hashing = HashingEmbedder | HashingEmbedderResource  # every test of the vectors runs on both
 
 
-@pytest.fixture
-def embedder() -> HashingEmbedderResource:
+@pytest.fixture(params=["plain", "resource"])
+def embedder(request) -> Hashing:
+    if request.param == "plain":
+        return HashingEmbedder(dimensions=256, batch_size=4)
     return HashingEmbedderResource(dimensions=256, batch_size=4)
 
 
@@ -26,9 +34,24 @@ def test_satisfies_the_embedder_protocol() -> None:
     resource = HashingEmbedderResource()
     assert isinstance(resource, Embedder)
     assert resource.dimensions == 768 and resource.batch_size == 256
+    plain = HashingEmbedder()
+    assert isinstance(plain, Embedder)
+    assert plain.dimensions == 768 and plain.batch_size == 256
+    plain.close()  # nothing to release, but every embedder can be closed
 
 
-def test_model_info_describes_the_algorithm(embedder: HashingEmbedderResource) -> None:
+def test_the_resource_delegates_to_a_plain_embedder() -> None:
+    resource = HashingEmbedderResource(dimensions=64, batch_size=8)
+    resource.setup_for_execution(dg.build_init_resource_context())
+    plain = resource.embedder()
+    assert (type(plain), plain.dimensions, plain.batch_size) == (HashingEmbedder, 64, 8)
+    assert resource.model_info() == HashingEmbedder(dimensions=64).model_info()
+    np.testing.assert_array_equal(resource.embed_query("krill"), HashingEmbedder(dimensions=64).embed_query("krill"))
+    resource.teardown_after_execution(dg.build_init_resource_context())
+    assert resource.embedder() is not plain
+
+
+def test_model_info_describes_the_algorithm(embedder: Hashing) -> None:
     info = embedder.model_info()
     assert isinstance(info, ModelInfo)
     assert (info.name, info.dimensions, info.context_length, info.normalized) == (MODEL_NAME, 256, 8192, True)
@@ -40,7 +63,7 @@ def test_model_info_describes_the_algorithm(embedder: HashingEmbedderResource) -
     assert other.digest != info.digest and other.identity != info.identity
 
 
-def test_vectors_have_the_configured_dimensions_and_unit_norm(embedder: HashingEmbedderResource) -> None:
+def test_vectors_have_the_configured_dimensions_and_unit_norm(embedder: Hashing) -> None:
     texts = ["hello world", "Hello, World!", "東京は日本の首都です", "भारत एक देश है", "a", "x" * 20_000]
     vectors = embedder.embed_texts(texts)
     assert vectors.shape == (len(texts), 256) and vectors.dtype == np.float32
@@ -49,14 +72,14 @@ def test_vectors_have_the_configured_dimensions_and_unit_norm(embedder: HashingE
 
 
 @pytest.mark.parametrize("text", ["", "   ", "!!! ??? ...", "\U0001f600\U0001f600"])
-def test_texts_without_words_still_get_a_stable_unit_vector(embedder: HashingEmbedderResource, text: str) -> None:
+def test_texts_without_words_still_get_a_stable_unit_vector(embedder: Hashing, text: str) -> None:
     vector = embedder.embed_query(text)
     assert np.count_nonzero(vector) >= 1
     assert np.linalg.norm(vector) == pytest.approx(1.0, rel=1e-6)
     np.testing.assert_array_equal(vector, embedder.embed_query(text))
 
 
-def test_deterministic_across_calls_batches_and_processes(embedder: HashingEmbedderResource) -> None:
+def test_deterministic_across_calls_batches_and_processes(embedder: Hashing) -> None:
     texts = ["The harbour master logs every ship.", "Tides decide when freighters dock.", "東京の電車"]
     together = embedder.embed_texts(texts)
     alone = np.stack([embedder.embed_query(text) for text in texts])
@@ -64,7 +87,7 @@ def test_deterministic_across_calls_batches_and_processes(embedder: HashingEmbed
     np.testing.assert_array_equal(together, embedder.embed_texts(texts))
     # Python's hash() is salted per process; the vectors must not be.
     script = (
-        "from orca_resources.hashing import HashingEmbedderResource as H;"
+        "from orca_resources.hashing_embedder import HashingEmbedderResource as H;"
         f"print(H(dimensions=256).embed_query({texts[0]!r}).tobytes().hex())"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
@@ -72,7 +95,7 @@ def test_deterministic_across_calls_batches_and_processes(embedder: HashingEmbed
     assert bytes.fromhex(other_process.stdout.strip()) == together[0].tobytes()
 
 
-def test_near_duplicate_is_closer_than_unrelated_text(embedder: HashingEmbedderResource) -> None:
+def test_near_duplicate_is_closer_than_unrelated_text(embedder: Hashing) -> None:
     query = embedder.embed_query("The quick brown fox jumps over the lazy dog")
     near = embedder.embed_query("the quick brown fox jumped over a lazy dog!")
     unrelated = embedder.embed_query("Quarterly revenue grew in the semiconductor division")
@@ -80,19 +103,19 @@ def test_near_duplicate_is_closer_than_unrelated_text(embedder: HashingEmbedderR
     assert cosine(query, near) > cosine(query, unrelated) + 0.3
 
 
-def test_cjk_without_spaces_gets_useful_features(embedder: HashingEmbedderResource) -> None:
+def test_cjk_without_spaces_gets_useful_features(embedder: Hashing) -> None:
     tokyo = embedder.embed_query("東京は日本の首都です。人口は千四百万人です。")
     tokyo_again = embedder.embed_query("東京は日本の首都です。")
     bees = embedder.embed_query("ミツバチは冬に巣を温めます。")
     assert cosine(tokyo, tokyo_again) > cosine(tokyo, bees)
 
 
-def test_case_and_width_are_normalised(embedder: HashingEmbedderResource) -> None:
+def test_case_and_width_are_normalised(embedder: Hashing) -> None:
     np.testing.assert_array_equal(embedder.embed_query("Orca Search"), embedder.embed_query("ORCA search"))
     np.testing.assert_array_equal(embedder.embed_query("ＡＢＣ１２３"), embedder.embed_query("abc123"))
 
 
-def test_repetition_counts_sublinearly(embedder: HashingEmbedderResource) -> None:
+def test_repetition_counts_sublinearly(embedder: Hashing) -> None:
     base = embedder.embed_query("apple banana")
     twice = embedder.embed_query("apple apple banana")
     many = embedder.embed_query("apple " * 50 + "banana")
@@ -100,7 +123,7 @@ def test_repetition_counts_sublinearly(embedder: HashingEmbedderResource) -> Non
     assert cosine(base, banana) > cosine(twice, banana) > cosine(many, banana) > 0.05
 
 
-def test_embed_batches_yields_one_outcome_per_batch_in_order(embedder: HashingEmbedderResource) -> None:
+def test_embed_batches_yields_one_outcome_per_batch_in_order(embedder: Hashing) -> None:
     batches = [["alpha", "beta", "gamma"], [], ["delta"]]
     outcomes = list(embedder.embed_batches(iter(batches), kind="document"))
     assert [len(outcome) for outcome in outcomes] == [3, 0, 1]
@@ -112,7 +135,7 @@ def test_embed_batches_yields_one_outcome_per_batch_in_order(embedder: HashingEm
             np.testing.assert_array_equal(outcome.vectors, embedder.embed_texts(batch))
 
 
-def test_embed_batches_reads_lazily(embedder: HashingEmbedderResource) -> None:
+def test_embed_batches_reads_lazily(embedder: Hashing) -> None:
     consumed: list[int] = []
 
     def batches():
@@ -126,7 +149,7 @@ def test_embed_batches_reads_lazily(embedder: HashingEmbedderResource) -> None:
     assert consumed == [0, 1]
 
 
-def test_query_and_document_kinds_agree_without_prefixes(embedder: HashingEmbedderResource) -> None:
+def test_query_and_document_kinds_agree_without_prefixes(embedder: Hashing) -> None:
     (document,) = embedder.embed_batches([["search me"]], kind="document")
     (query,) = embedder.embed_batches([["search me"]], kind="query")
     np.testing.assert_array_equal(document.vectors, query.vectors)
@@ -138,6 +161,8 @@ def test_query_and_document_kinds_agree_without_prefixes(embedder: HashingEmbedd
 def test_unreasonable_dimensions_are_refused(dimensions: int) -> None:
     with pytest.raises(Exception, match="dimensions"):
         HashingEmbedderResource(dimensions=dimensions)
+    with pytest.raises(ValueError, match="dimensions"):
+        HashingEmbedder(dimensions=dimensions)
 
 
 def test_large_batch_gives_one_unit_vector_per_text_in_order() -> None:

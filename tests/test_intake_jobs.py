@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.intake_queue import IntakeQueue
 
 DOCS = "/v1/collections/{}/documents"

@@ -10,7 +10,7 @@ import pytest
 
 from orca_intake.dependencies import get_embedder, get_queue
 from orca_resources.errors import EmbedderUnavailable
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 
 DOCS = "/v1/collections/{}/documents"
 

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 
 TOKEN = "fuzz-token-0123456789abcdef"
 SECRET = "a-very-long-shared-secret-for-fuzz-tests"

@@ -19,7 +19,7 @@ from orca_core import search as shared_search
 from orca_intake.app import create_app
 from orca_intake.dependencies import get_embedder
 from orca_resources.errors import EmbedderUnavailable
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 
 TEXTS = [
     "The reindex schedule runs every night and refreshes all collections.",
@@ -273,8 +273,8 @@ def test_the_app_factory_builds_the_embedder_from_settings(intake_settings):
 
     with TestClient(app) as client:
         embedder = client.app.state.embedder
-        assert (type(embedder).__name__, embedder.host, embedder.model) == (
-            "OllamaResource",
+        assert (type(embedder).__name__, embedder.config.host, embedder.config.model) == (
+            "OllamaClient",
             "http://127.0.0.1:9",
             "m1",
         )

@@ -12,7 +12,7 @@ import sensors.intake_runs as intake_runs
 import sensors.run_status as status_module
 from orca.definitions import build_definitions
 from orca_core.tags import FINGERPRINT_TAG
-from orca_resources.hashing import MODEL_NAME as HASHING_MODEL
+from orca_resources.hashing_embedder import MODEL_NAME as HASHING_MODEL
 from orca_resources.intake_queue_resource import IntakeQueueResource
 from orca_resources.ollama import OllamaResource
 from sensors.fingerprint import fingerprint

@@ -1,9 +1,9 @@
 """Several Ollama servers through a whole materialization (OLLAMA_HOST with two hosts).
 
-tests/test_ollama_resource.py covers the resource alone; here the `embeddings` step of a real run spreads its
-batches over two stand-ins, survives losing one mid-run (its circuit breaker takes it out of rotation and the
-other host finishes the work), and takes a host back after it recovers (the breaker's half-open probe). Each
-run must publish exactly the vectors one healthy server would have returned.
+tests/test_ollama_*.py cover the client and resource alone; here the `embeddings` step of a real run spreads
+its batches over two stand-ins, survives losing one mid-run (its circuit breaker takes it out of rotation and
+the other host finishes the work), and takes a host back after it recovers (the breaker's half-open probe).
+Each run must publish exactly the vectors one healthy server would have returned.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 from orca_assets.checks import index_checks
 from orca_assets.jobs import embed_collection_job, embedding_assets
 from orca_core.settings import OrcaSettings
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.ollama import OllamaResource
 from orca_resources.warehouse import WarehouseResource
 from schedules.reindex import build_reindex_schedule

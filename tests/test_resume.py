@@ -10,7 +10,7 @@ import pytest
 
 from orca_resources.embedder import BatchOutcome, ModelInfo
 from orca_resources.errors import EmbedderUnavailable
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 from tests.documents_fixture import write_collection
 from tests.pipeline_helpers import Pipeline, check_results, failure_message, metadata
 

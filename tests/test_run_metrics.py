@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from orca_intake.run_metrics import DagsterRunsCollector, read_instance
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 from tests.pipeline_helpers import Pipeline, metadata
 
 

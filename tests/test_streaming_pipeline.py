@@ -15,7 +15,7 @@ import orca_assets.checks as checks_module
 import orca_assets.embedding_store as store_module
 import orca_assets.index as index_module
 from orca_assets.embedding_store import PARTS_DIR, STORE_FILE, EmbeddingStore, embedding_key
-from orca_resources.hashing import HashingEmbedderResource
+from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.warehouse import read_footer, write_parquet_atomic
 from tests.documents_fixture import write_collection
 from tests.pipeline_helpers import Pipeline, check_results, failure_message, metadata

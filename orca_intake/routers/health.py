@@ -7,6 +7,7 @@ worker thread under a timeout, so a hung dependency makes the probe fail instead
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from orca_intake.dependencies import EmbedderDep, MetricsDep, QueueDep, Settings
 from orca_intake.errors import ErrorBody, error_response
 from orca_resources.embedder import Embedder
 from orca_resources.intake_queue import IntakeQueue
-from orca_resources.ollama import OllamaResource
+from orca_resources.ollama_client import OllamaClient
 
 router = APIRouter(tags=["operations"])
 
@@ -67,20 +68,13 @@ def check_inbox(settings: OrcaSettings) -> str:
 
 
 def check_embedder(embedder: Embedder) -> str:
-    if isinstance(embedder, OllamaResource):
-        # The app's resource caches model_info() forever; a fresh client without retries sees the server now.
-        embedder = OllamaResource(
-            host=embedder.host,
-            model=embedder.model,
-            dimensions=embedder.dimensions,
-            max_retries=0,
-            connect_timeout=2.0,
-            read_timeout=CHECK_TIMEOUT_SECONDS,
+    if isinstance(embedder, OllamaClient):
+        # The app's client caches model_info() forever; a fresh client without retries sees the server now.
+        config = dataclasses.replace(
+            embedder.config, max_retries=0, connect_timeout=2.0, read_timeout=CHECK_TIMEOUT_SECONDS
         )
-        try:
-            info = embedder.model_info()
-        finally:
-            embedder.close()
+        with OllamaClient(config) as probe:
+            info = probe.model_info()
     else:
         info = embedder.model_info()
     return f"{info.name} ({info.dimensions} dimensions, digest {info.digest[:19]})"

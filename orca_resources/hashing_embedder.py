@@ -2,6 +2,7 @@
 
 It needs no server and no model download, so demos, tests and benchmarks run anywhere; similar texts
 (shared words and word pieces) get similar vectors, which is enough for search demos, not for quality.
+`HashingEmbedder` is the plain object; `HashingEmbedderResource` wraps it for Dagster.
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
+from typing import Optional
 
 import dagster as dg
 import numpy as np
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from orca_resources.embedder import BatchOutcome, InputKind, ModelInfo
 
 MODEL_NAME = "orca-hashing-v1"
 ALGORITHM_VERSION = "1"  # bump whenever a vector for some text changes; it feeds the digest
 CONTEXT_LENGTH = 8192
+MIN_DIMENSIONS, MAX_DIMENSIONS = 8, 65536
 
 _WORD = re.compile(r"\w+")
 _TRIGRAM_WEIGHT = 0.5  # word pieces help near-spellings and unspaced scripts without drowning whole words
@@ -51,11 +54,19 @@ def _fallback_column(text: str, dims: int) -> int:
     return int.from_bytes(digest, "little") % dims
 
 
-class HashingEmbedderResource(dg.ConfigurableResource):
+class HashingEmbedder:
     """The offline `Embedder`: deterministic, L2-normalised feature-hashing vectors (`ORCA_EMBEDDER=hashing`)."""
 
-    dimensions: int = Field(default=768, ge=8, le=65536, description="Length of every vector.")
-    batch_size: int = Field(default=256, ge=1, description="Texts per batch that callers should send.")
+    def __init__(self, dimensions: int = 768, batch_size: int = 256):
+        if not MIN_DIMENSIONS <= dimensions <= MAX_DIMENSIONS:
+            raise ValueError(f"dimensions must be between {MIN_DIMENSIONS} and {MAX_DIMENSIONS}, not {dimensions}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+        self.dimensions = dimensions
+        self.batch_size = batch_size
+
+    def close(self) -> None:
+        """Nothing to release; here so every embedder can be closed the same way."""
 
     def model_info(self) -> ModelInfo:
         """Name, a digest derived from algorithm version and dimensions, and the fixed context length."""
@@ -116,3 +127,50 @@ class HashingEmbedderResource(dg.ConfigurableResource):
             out[row, _fallback_column(texts[row], dims)] = 1.0
             norms[row] = 1.0
         return (out / norms[:, None]).astype(np.float32)
+
+
+class HashingEmbedderResource(dg.ConfigurableResource):
+    """The offline `Embedder` as a Dagster resource: delegates to a `HashingEmbedder` with these fields."""
+
+    dimensions: int = Field(
+        default=768, ge=MIN_DIMENSIONS, le=MAX_DIMENSIONS, description="Length of every vector."
+    )
+    batch_size: int = Field(default=256, ge=1, description="Texts per batch that callers should send.")
+
+    _embedder: Optional[HashingEmbedder] = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.embedder()
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.close()
+
+    def embedder(self) -> HashingEmbedder:
+        """The embedder every call goes through: made in `setup_for_execution`, or on first use outside a run."""
+        if self._embedder is None:
+            self._embedder = HashingEmbedder(self.dimensions, self.batch_size)
+        return self._embedder
+
+    def close(self) -> None:
+        """Drop the embedder; the next use makes a new one."""
+        if self._embedder is not None:
+            self._embedder.close()
+            self._embedder = None
+
+    def model_info(self) -> ModelInfo:
+        """Name, a digest derived from algorithm version and dimensions, and the fixed context length."""
+        return self.embedder().model_info()
+
+    def embed_batches(
+        self, batches: Iterable[Sequence[str]], kind: InputKind = "document"
+    ) -> Iterator[BatchOutcome]:
+        """Yield one `BatchOutcome` per batch, in order, reading `batches` lazily; `kind` changes nothing."""
+        return self.embedder().embed_batches(batches, kind)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """The 1-D float32 vector of one query."""
+        return self.embedder().embed_query(text)
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """A (len(texts), dimensions) float32 matrix of unit rows, one per text, in order."""
+        return self.embedder().embed_texts(texts)
