@@ -14,9 +14,9 @@ from orca_assets.documents import documents
 from orca_assets.partitions import collections_partitions
 from orca_assets.text_splitter import CHUNKER_VERSION, chunk_text
 from orca_assets.writer_lock import one_writer_per_collection
+from orca_core.embedder import Embedder
 from orca_core.layout import CHUNKS_FILE, DOCUMENTS_FILE
 from orca_core.tokens import estimate_tokens
-from orca_resources.embedder import Embedder
 from orca_resources.warehouse import WarehouseResource, open_parquet
 
 CHUNKS_SCHEMA = pa.schema(

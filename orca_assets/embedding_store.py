@@ -25,8 +25,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from orca_core.embedder import ModelInfo
 from orca_core.layout import PARTS_DIR, STORE_FILE
-from orca_resources.embedder import ModelInfo
 from orca_resources.warehouse import (
     ROW_GROUP_ROWS,
     open_parquet,

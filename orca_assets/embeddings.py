@@ -12,8 +12,8 @@ from orca_assets.chunks import chunks
 from orca_assets.embedding_store import EmbeddingStore, embedding_key
 from orca_assets.partitions import collections_partitions
 from orca_assets.writer_lock import one_writer_per_collection
+from orca_core.embedder import Embedder
 from orca_core.layout import CHUNKS_FILE, FAILED_CHUNKS_FILE
-from orca_resources.embedder import Embedder
 from orca_resources.errors import EmbedderError
 from orca_resources.warehouse import WarehouseResource
 

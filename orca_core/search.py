@@ -13,17 +13,15 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TypedDict
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from orca_core.embedder import Embedder
 from orca_core.model_names import same_model
-
-if TYPE_CHECKING:
-    from orca_resources.embedder import Embedder
 
 CACHED_INDEXES = 4  # whole indexes with their vectors are large: keep only the few being queried
 _COLUMNS = ["chunk_id", "doc_id", "chunk_index", "text", "source", "embedding", "model"]

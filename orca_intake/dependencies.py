@@ -13,13 +13,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi import Path as PathParam
 
+from orca_core.embedder import Embedder
 from orca_core.layout import check_collection
 from orca_core.settings import OrcaSettings
 from orca_intake.auth import Principal, authenticate
 from orca_intake.errors import InvalidInput, NotFound
 from orca_intake.group_commit import DocumentWriter
 from orca_intake.metrics import IntakeMetrics
-from orca_resources.embedder import Embedder
 from orca_resources.intake_queue import IntakeQueue
 
 

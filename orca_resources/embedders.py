@@ -6,8 +6,8 @@ the same configuration, as a plain client for the REST intake and the command li
 
 from __future__ import annotations
 
+from orca_core.embedder import Embedder
 from orca_core.settings import OrcaSettings
-from orca_resources.embedder import Embedder
 from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.ollama import OllamaResource
 from orca_resources.ollama_client import OllamaClient

@@ -18,7 +18,7 @@ import dagster as dg
 import numpy as np
 from pydantic import Field, PrivateAttr
 
-from orca_resources.embedder import BatchOutcome, InputKind, ModelInfo
+from orca_core.embedder import BatchOutcome, InputKind, ModelInfo
 
 MODEL_NAME = "orca-hashing-v1"
 ALGORITHM_VERSION = "1"  # bump whenever a vector for some text changes; it feeds the digest

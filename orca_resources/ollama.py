@@ -16,7 +16,7 @@ import httpx
 import numpy as np
 from pydantic import PrivateAttr
 
-from orca_resources.embedder import BatchOutcome, InputKind, ModelInfo
+from orca_core.embedder import BatchOutcome, InputKind, ModelInfo
 
 # Re-exported: the intake, the sensors and search import these names from here.
 from orca_resources.ollama_api import KNOWN_PREFIXES, RETRIEVAL_QUERY, base_model_name, check_vectors, same_model

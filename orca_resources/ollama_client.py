@@ -18,8 +18,8 @@ import dagster as dg
 import httpx
 import numpy as np
 
+from orca_core.embedder import BatchOutcome, InputKind, ModelInfo
 from orca_core.settings import split_hosts
-from orca_resources.embedder import BatchOutcome, InputKind, ModelInfo
 from orca_resources.errors import ContextLengthExceeded, EmbedderError, InvalidResponse, ModelNotFound
 from orca_resources.ollama_api import KNOWN_PREFIXES, base_model_name, check_vectors, digest_in_tags, shape_from_show
 from orca_resources.ollama_http import OllamaHosts

@@ -20,8 +20,8 @@ from orca_assets.jobs import embed_collection_job
 from orca_assets.model_ops import prepare_model_job
 from orca_assets.partitions import collections_partitions
 from orca_assets.purge_collection_job import purge_collection_job
+from orca_core.embedder import Embedder
 from orca_core.tags import REQUEST_IDS_TAG, REQUEST_TAG, SOURCE_INTAKE, SOURCE_TAG
-from orca_resources.embedder import Embedder
 from orca_resources.intake_queue_resource import IntakeQueueResource
 from orca_resources.warehouse import WarehouseResource
 from sensors.intake_runs import Launch, RequestRejected, group_requests, kind_of

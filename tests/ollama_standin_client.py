@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from orca_resources.embedder import BatchOutcome
+from orca_core.embedder import BatchOutcome
 from orca_resources.ollama_client import OllamaClient, OllamaConfig
 
 MODEL = "nomic-embed-text"

@@ -13,7 +13,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from orca_resources.embedder import BatchOutcome, Embedder, ModelInfo
+from orca_core.embedder import BatchOutcome, Embedder, ModelInfo
 from orca_resources.hashing_embedder import MODEL_NAME, HashingEmbedder, HashingEmbedderResource
 
 Hashing = HashingEmbedder | HashingEmbedderResource  # every test of the vectors runs on both

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from orca_resources.embedder import Embedder
+from orca_core.embedder import Embedder
 from tests.ollama_standin_client import DOC, MODEL, QUERY, TEXTS, embed_all, expected, live
 
 

@@ -14,7 +14,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from orca_resources.embedder import Embedder
+from orca_core.embedder import Embedder
 from orca_resources.errors import EmbedderUnavailable
 from orca_resources.ollama import OllamaResource
 from orca_resources.ollama_client import OllamaClient, OllamaConfig

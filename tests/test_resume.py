@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import dagster as dg
 import pytest
 
-from orca_resources.embedder import BatchOutcome, ModelInfo
+from orca_core.embedder import BatchOutcome, ModelInfo
 from orca_resources.errors import EmbedderUnavailable
 from orca_resources.hashing_embedder import HashingEmbedderResource
 from tests.documents_fixture import write_collection

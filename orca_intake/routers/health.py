@@ -18,10 +18,10 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from orca_core.embedder import Embedder
 from orca_core.settings import OrcaSettings
 from orca_intake.dependencies import EmbedderDep, MetricsDep, QueueDep, SettingsDep
 from orca_intake.errors import ErrorBody, error_response
-from orca_resources.embedder import Embedder
 from orca_resources.intake_queue import IntakeQueue
 from orca_resources.ollama_client import OllamaClient
 
