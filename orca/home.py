@@ -19,7 +19,7 @@ from orca_core.layout import SAMPLE_COLLECTION
 from orca_core.settings import OrcaSettings
 
 # Used only when Orca runs from an installed wheel, where the project's dagster.yaml is not on disk;
-# tests/test_cli.py checks that it says the same as the project's file.
+# tests/orca/test_cli.py checks that it says the same as the project's file.
 FALLBACK_DAGSTER_YAML = """\
 run_coordinator:
   module: dagster.core.run_coordinator

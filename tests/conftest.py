@@ -6,6 +6,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/system/ `system`, so `-m "not system"` gives a quick loop."""
+    for item in items:
+        if item.path.parent.name == "system" and item.path.parent.parent.name == "tests":
+            item.add_marker(pytest.mark.system)
+
 # ---- Ollama stand-in fixtures (owner: OllamaResource) -------------------------------------------
 from tests.ollama_standin import OllamaStandIn
 

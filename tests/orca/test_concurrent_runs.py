@@ -4,7 +4,7 @@
 itself: every step holds the collection's lock, the embedding store never overwrites or deletes another
 writer's batches, and `orca materialize` waits for a run of the collection already in progress. "Correct"
 means identical to the index a lone run builds from the same inbox. (The queue's own per-collection limit,
-with a real daemon, is tested on PostgreSQL in tests/test_postgres_deployment.py.)
+with a real daemon, is tested on PostgreSQL in tests/system/test_postgres_deployment.py.)
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from sensors.run_status import intake_run_status_sensor
 from tests.pipeline_helpers import Pipeline, failure_message, metadata
 from tests.processes import ManagedProcess, free_port, orca_env, wait_for_url, wait_until
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

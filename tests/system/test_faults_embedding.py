@@ -7,8 +7,8 @@ cause, with the bytes of the served index unchanged. Where the server dies or lo
 a run, a rerun after recovery must complete and pay again for at most one batch of work that had finished.
 
 Cases already covered elsewhere are not repeated here (see docs/reliability.md): two 503s and one NaN through a
-pipeline and the context-length isolation (tests/test_pipeline.py), and the resource-level retry/breaker
-mechanics (tests/test_ollama_resource.py).
+pipeline and the context-length isolation (tests/orca_assets/test_pipeline.py), and the resource-level retry/breaker
+mechanics (tests/orca_resources/test_ollama_resource.py).
 """
 
 from __future__ import annotations

@@ -26,12 +26,12 @@ import pytest
 from orca_resources.hashing_embedder import HashingEmbedderResource
 from tests.postgres import PostgresServer
 from tests.processes import ManagedProcess, console_script, free_port, orca_env, wait_for_url, wait_until
-from tests.test_concurrent_runs import TEXTS, assert_same_index, lone_run_index, read_index, write_inbox
-from tests.test_run_metrics import samples
+from tests.orca.test_concurrent_runs import TEXTS, assert_same_index, lone_run_index, read_index, write_inbox
+from tests.orca_intake.test_run_metrics import samples
 
 pytestmark = pytest.mark.postgres
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FINISHED = ("SUCCESS", "FAILURE", "CANCELED")
 # Adds a collection's partition, as the sensors do for a new inbox folder.
 REGISTER = """

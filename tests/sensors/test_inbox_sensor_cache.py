@@ -14,7 +14,7 @@ from orca_core.tags import FINGERPRINT_TAG
 from sensors.fingerprint import fingerprint
 from sensors.folder_cache import inbox_cache
 from sensors.inbox import inbox_sensor
-from tests.test_inbox_sensor import settle
+from tests.sensors.test_inbox_sensor import settle
 
 
 def test_in_place_edit_is_run_within_the_sweep_period(sensor_harness, later):

@@ -24,7 +24,7 @@ import pytest
 from tests.postgres import postgres_required
 from tests.processes import VENV_BIN
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 UNITS = ("orca-webserver.service", "orca-daemon.service", "orca-intake.service")
 HARDENING = {
     "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ReadWritePaths": "/var/lib/orca", "ProtectHome": "yes",

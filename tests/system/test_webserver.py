@@ -16,7 +16,7 @@ import pytest
 
 from orca.up import location_args
 from tests.processes import ManagedProcess, console_script, free_port, orca_env, run_cli, wait_for_url
-from tests.test_cli import COLLECTION, write_documents
+from tests.orca.test_cli import COLLECTION, write_documents
 
 RUNS_QUERY = """
 query Runs($job: String!) {

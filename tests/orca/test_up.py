@@ -33,7 +33,7 @@ from tests.processes import (
     wait_until,
 )
 
-SAMPLES = Path(__file__).resolve().parent.parent / "orca" / "samples"
+SAMPLES = Path(__file__).resolve().parents[2] / "orca" / "samples"
 
 DAEMON_HEALTH_QUERY = """
 { instance { daemonHealth { allDaemonStatuses { daemonType required healthy } } } }

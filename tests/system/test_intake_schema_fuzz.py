@@ -7,7 +7,7 @@ content type, and match the documented response schema. Without a valid token ev
 whatever the input; `/health/*` and `/metrics` stay open. Example counts are bounded so the module runs in
 seconds; hypothesis' example database is off, so runs do not depend on earlier ones.
 
-The auth matrix at the end complements tests/test_intake_auth.py, which checks each refusal on one endpoint
+The auth matrix at the end complements tests/orca_intake/test_intake_auth.py, which checks each refusal on one endpoint
 and a missing token on every endpoint: here a wrong, malformed or expired token is tried on every endpoint
 that reads or writes data.
 """

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_ROWS = {
     "saturation,incremental,memory,sensor,intake,corpus,splitter": [
         "1 saturation: Orca",

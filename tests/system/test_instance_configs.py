@@ -19,7 +19,7 @@ import pytest
 import yaml
 from dagster._core.instance.config import dagster_instance_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "production.md"
 POSTGRES_YAML = ROOT / "deploy" / "dagster.postgres.yaml"
 FENCE = re.compile(r"```yaml\n(# (dagster\.yaml|run config):[^\n]*\n.*?)```", re.DOTALL)

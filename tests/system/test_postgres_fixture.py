@@ -15,7 +15,7 @@ import pytest
 
 from tests import postgres
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MISSING_PG_TEST = """
 def test_needs_postgres(postgres_server):
     pass

@@ -17,11 +17,11 @@ import pytest
 
 from orca_resources.intake_queue_resource import SensorQueue
 from tests.processes import console_script, orca_env, run_cli
-from tests.test_cli import COLLECTION, write_documents
+from tests.orca.test_cli import COLLECTION, write_documents
 
 pytestmark = pytest.mark.postgres
 
-POSTGRES_YAML = Path(__file__).resolve().parent.parent / "deploy" / "dagster.postgres.yaml"
+POSTGRES_YAML = Path(__file__).resolve().parents[2] / "deploy" / "dagster.postgres.yaml"
 
 
 def postgres_home(tmp_path: Path) -> Path:

@@ -3,7 +3,7 @@
 The resource keeps its config fields and defaults, makes its client in `setup_for_execution` (handing it
 the test hooks) and closes it in `teardown_after_execution`, makes one on first use outside a run, and
 serves assets typed with the resource or with `dg.ResourceParam[Embedder]`. What the client itself does
-is tested in tests/test_ollama_embedding.py, tests/test_ollama_errors.py and tests/test_ollama_model.py.
+is tested in tests/orca_resources/test_ollama_embedding.py, tests/orca_resources/test_ollama_errors.py and tests/orca_resources/test_ollama_model.py.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ import dagster as dg
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.test_run_metrics import materialize
+from tests.orca_intake.test_run_metrics import materialize
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 METRIC_NAME = re.compile(r"\b(orca_[a-z_]+)")
 
 
