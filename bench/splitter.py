@@ -1,4 +1,4 @@
-"""Benchmark 8, text splitter: cutting a large document into chunks costs little more than reading it once.
+"""Benchmark 9, text splitter: cutting a large document into chunks costs little more than reading it once.
 
 A 2 MB synthetic Markdown document (headings and paragraphs; 200 KB at smoke size) is cut by `chunk_text` at
 the default 384 tokens with 48 of overlap. The baseline, in the same run, is one pass of a word regex over the
@@ -47,7 +47,7 @@ def run(smoke: bool, workdir: Path) -> list[Row]:
     met, margin = verdict_max(ratio, TARGET)
     return [
         Row(
-            "8 text splitter: a large document" + (" (200 KB, smoke)" if smoke else " (2 MB)"),
+            "9 text splitter: a large document" + (" (200 KB, smoke)" if smoke else " (2 MB)"),
             f"{split_s * 1000:.0f} ms for {len(text.encode()) / 1e6:.1f} MB into {len(chunks):,} chunks",
             ratio,
             f"one word-regex pass over the same text: {scan_s * 1000:.0f} ms",

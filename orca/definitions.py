@@ -8,7 +8,7 @@ import dagster as dg
 
 from orca_assets.checks import index_checks
 from orca_assets.jobs import embed_collection_job, embedding_assets
-from orca_assets.model_ops import prepare_model_job
+from orca_assets.prepare_model_job import prepare_model_job
 from orca_assets.purge_collection_job import purge_collection_job
 from orca_core.settings import OrcaSettings
 from orca_resources.embedders import embedder_resource, ollama_resource

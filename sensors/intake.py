@@ -17,7 +17,7 @@ import json
 import dagster as dg
 
 from orca_assets.jobs import embed_collection_job
-from orca_assets.model_ops import prepare_model_job
+from orca_assets.prepare_model_job import prepare_model_job
 from orca_assets.partitions import collections_partitions
 from orca_assets.purge_collection_job import purge_collection_job
 from orca_core.embedder import Embedder

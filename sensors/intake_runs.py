@@ -28,7 +28,7 @@ from typing import Any
 import dagster as dg
 
 from orca_assets.jobs import embed_collection_job
-from orca_assets.model_ops import prepare_model_job
+from orca_assets.prepare_model_job import prepare_model_job
 from orca_assets.purge_collection_job import purge_collection_job
 from orca_core.layout import Layout, is_valid_collection
 from orca_core.model_names import same_model

@@ -250,11 +250,11 @@ def postgres_database(postgres_server) -> str:
 # ---- end of PostgreSQL fixtures -----------------------------------------------------------------
 
 
-# ---- Op job fixtures (owner: orca_assets/model_ops.py, orca_assets/purge_collection_job.py) --------------
+# ---- Op job fixtures (owner: orca_assets/prepare_model_job.py, orca_assets/purge_collection_job.py) --------------
 @pytest.fixture
 def op_job() -> Callable[..., dg.JobDefinition]:
     """Resolve `prepare_model_job` or `purge_collection_job` by name, bound to the given resources."""
-    from orca_assets.model_ops import prepare_model_job
+    from orca_assets.prepare_model_job import prepare_model_job
     from orca_assets.purge_collection_job import purge_collection_job
 
     jobs = {job.name: job for job in (prepare_model_job, purge_collection_job)}

@@ -76,7 +76,8 @@ def test_pull_streams_progress_then_confirms_and_loads_the_model(missing_model, 
     loaded = output_metadata(result, "load_model")
     assert loaded["load_seconds"] >= 0.2 and loaded["keep_alive"] == "30m"
     assert loaded["hosts"][missing_model.url]["server_load_seconds"] == pytest.approx(0.2)
-    assert any(re.search(r"loaded in 0\.[2-9]\d?s \(server load 0\.20s\), kept for 30m", line) for line in logs)
+    # At least the stand-in's load time; no upper bound, which a busy machine could break.
+    assert any(re.search(r"loaded in \d+\.\d+s \(server load 0\.20s\), kept for 30m", line) for line in logs)
 
 
 def test_present_model_is_pulled_only_with_force_pull(ollama_standin, op_job):

@@ -14,7 +14,7 @@ import pytest
 from orca.definitions import build_definitions
 from orca_assets.checks import index_checks
 from orca_assets.jobs import embed_collection_job, embedding_assets
-from orca_assets.model_ops import prepare_model_job
+from orca_assets.prepare_model_job import prepare_model_job
 from orca_assets.purge_collection_job import purge_collection_job
 from orca_resources.ollama import OllamaResource
 from orca_resources.warehouse import WarehouseResource

@@ -14,7 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED_ROWS = {
-    "saturation,incremental,memory,sensor,intake,corpus,splitter": [
+    "saturation,incremental,memory,sensor,intake,corpus,model_load,splitter": [
         "1 saturation: Orca",
         "1 saturation: plain client (a)",
         "1 saturation: plain client (b)",
@@ -28,7 +28,9 @@ EXPECTED_ROWS = {
         "5 intake: one-document posts",
         "5 intake: hundred-document posts",
         "7 memory: peak RSS",
-        "8 text splitter: a large document",
+        "8 model load: first query after load_model",
+        "8 model load: load_model again while loaded",
+        "9 text splitter: a large document",
     ],
     "trigger": ["6 trigger latency"],
 }
@@ -54,7 +56,7 @@ def run_smoke(tmp_path: Path, only: str) -> str:
 
 
 def test_bench_smoke_produces_every_row(tmp_path: Path) -> None:
-    run_smoke(tmp_path, "saturation,incremental,memory,sensor,intake,corpus,splitter")
+    run_smoke(tmp_path, "saturation,incremental,memory,sensor,intake,corpus,model_load,splitter")
 
 
 def test_bench_smoke_trigger_latency(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import dagster as dg
 from pydantic import Field
 
 from orca_assets.pull_progress import PullProgress, human_bytes
+from orca_core.tags import KIND_TAG
 from orca_resources.errors import EmbedderError, StreamError
 from orca_resources.ollama import OllamaResource
 from orca_resources.ollama_models import load, model_digest, model_shape, pull
@@ -189,7 +190,7 @@ def load_model(
 
 @dg.job(
     description="Check the Ollama hosts, pull the embedding model where missing, confirm its shape and load it.",
-    tags={"orca/kind": "prepare_model"},
+    tags={KIND_TAG: "prepare_model"},
 )
 def prepare_model_job() -> None:
     """check_ollama_hosts -> pull_model -> confirm_model_shape -> load_model."""
