@@ -13,10 +13,10 @@ import contextvars
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
@@ -26,7 +26,8 @@ from orca_core.names import MAX_DOCUMENT_BYTES
 ENV_PREFIX = "ORCA_"
 # Fields whose variable is not ORCA_<FIELD>: the names Ollama's and Dagster's own tools read.
 FOREIGN_NAMES = {"ollama_host": "OLLAMA_HOST", "dagster_home": "DAGSTER_HOME"}
-EMBEDDERS = ("ollama", "hashing")
+EmbedderName = Literal["ollama", "hashing"]
+EMBEDDERS: tuple[str, ...] = get_args(EmbedderName)
 
 # `from_env(mapping)` reads this mapping instead of os.environ, for the duration of the call.
 _environ: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("orca_environ", default=None)
@@ -73,8 +74,9 @@ class OrcaSettings(BaseSettings):
 
     # -- where state lives ----------------------------------------------------------------------------
     home: Path = Field(Path(".orca"), description="Root of all local state: inbox, warehouse, intake queue, Dagster home.")
-    dagster_home: Path | None = Field(
-        None, validation_alias=AliasChoices("DAGSTER_HOME"), description="Dagster instance folder ($ORCA_HOME/dagster)."
+    dagster_home: Path = Field(
+        default_factory=lambda data: LocalLayout(data["home"]).default_dagster_home,
+        validation_alias=AliasChoices("DAGSTER_HOME"), description="Dagster instance folder ($ORCA_HOME/dagster).",
     )
     # -- embedding ------------------------------------------------------------------------------------
     ollama_host: str = Field(
@@ -82,16 +84,22 @@ class OrcaSettings(BaseSettings):
         description="Ollama base URL; a comma-separated list spreads work over several servers.",
     )
     embed_model: str = Field("nomic-embed-text", description="Embedding model name as Ollama knows it.")
-    embedder: Literal["ollama", "hashing"] = Field(
+    embedder: EmbedderName = Field(
         "ollama", description="`ollama`, or `hashing` (offline and deterministic, for demos and tests)."
     )
     # -- processes `orca up` starts -------------------------------------------------------------------
     intake_host: str = Field("127.0.0.1", description="Where the REST intake listens.")
     intake_port: int = Field(8000, ge=0, le=65535, description="The REST intake's port.")
     webserver_port: int = Field(3000, ge=0, le=65535, description="Where `orca up` serves the Dagster webserver.")
-    webserver_url: str = Field("", description="The webserver as users reach it, for run links (http://127.0.0.1:<port>).")
+    webserver_url: str = Field(
+        default_factory=lambda data: f"http://127.0.0.1:{data['webserver_port']}",
+        description="The webserver as users reach it, for run links (http://127.0.0.1:<port>).",
+    )
     # -- the REST intake ------------------------------------------------------------------------------
-    intake_db_url: str = Field("", description="SQLAlchemy URL of the intake queue (SQLite under ORCA_HOME).")
+    intake_db_url: str = Field(
+        default_factory=lambda data: LocalLayout(data["home"]).queue_url,
+        description="SQLAlchemy URL of the intake queue (SQLite under ORCA_HOME).",
+    )
     intake_tokens: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Comma-separated bearer tokens; unset: loopback only, no token."
     )
@@ -133,7 +141,7 @@ class OrcaSettings(BaseSettings):
     @classmethod
     def _embedder_name(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() not in EMBEDDERS:
-            raise ValueError(f"must be 'ollama' or 'hashing', not {value!r}")
+            raise ValueError(f"must be one of {', '.join(map(repr, EMBEDDERS))}, not {value!r}")
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("intake_tokens", mode="before")
@@ -155,19 +163,15 @@ class OrcaSettings(BaseSettings):
             raise ValueError("is not a known IANA time zone (for example UTC or Europe/Paris)") from None
         return value.strip()
 
-    @model_validator(mode="after")
-    def _resolve(self) -> OrcaSettings:
-        """Absolute paths, so child processes agree on them; the derived defaults filled in."""
-        home = self.home.expanduser().resolve()
-        derived = {
-            "home": home,
-            "dagster_home": (self.dagster_home or LocalLayout(home).default_dagster_home).expanduser().resolve(),
-            "intake_db_url": self.intake_db_url or LocalLayout(home).queue_url,
-            "webserver_url": (self.webserver_url or f"http://127.0.0.1:{self.webserver_port}").rstrip("/"),
-        }
-        for name, value in derived.items():
-            object.__setattr__(self, name, value)  # frozen model: set once, while it is being built
-        return self
+    @field_validator("home", "dagster_home")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()  # so child processes, whatever their working folder, agree
+
+    @field_validator("webserver_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     # -- what the settings imply ----------------------------------------------------------------------
     @property
@@ -211,6 +215,8 @@ def _describe(error: ValidationError) -> str:
     """'ORCA_INTAKE_MAX_DOCUMENTS='many': Input should be a valid integer' for each invalid variable."""
     lines = []
     for problem in error.errors(include_url=False):
+        if problem["type"] == "default_factory_not_called":
+            continue  # a default derived from a value that is itself invalid: that value's error says it
         field = str(problem["loc"][0]) if problem["loc"] else ""
         name = env_name(field) if field in OrcaSettings.model_fields else field
         message = problem["msg"].removeprefix("Value error, ")

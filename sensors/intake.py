@@ -17,8 +17,8 @@ import json
 import dagster as dg
 
 from orca_assets.jobs import embed_collection_job
-from orca_assets.prepare_model_job import prepare_model_job
 from orca_assets.partitions import collections_partitions
+from orca_assets.prepare_model_job import prepare_model_job
 from orca_assets.purge_collection_job import purge_collection_job
 from orca_core.embedder import Embedder
 from orca_core.tags import REQUEST_IDS_TAG, REQUEST_TAG, SOURCE_INTAKE, SOURCE_TAG

@@ -24,10 +24,10 @@ import httpx
 import pytest
 
 from orca_resources.hashing_embedder import HashingEmbedderResource
-from tests.postgres import PostgresServer
-from tests.processes import ManagedProcess, console_script, free_port, orca_env, wait_for_url, wait_until
 from tests.orca.test_concurrent_runs import TEXTS, assert_same_index, lone_run_index, read_index, write_inbox
 from tests.orca_intake.test_run_metrics import samples
+from tests.postgres import PostgresServer
+from tests.processes import ManagedProcess, console_script, free_port, orca_env, wait_for_url, wait_until
 
 pytestmark = pytest.mark.postgres
 

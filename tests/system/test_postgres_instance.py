@@ -16,8 +16,8 @@ import dagster as dg
 import pytest
 
 from orca_resources.intake_queue_resource import SensorQueue
-from tests.processes import console_script, orca_env, run_cli
 from tests.orca.test_cli import COLLECTION, write_documents
+from tests.processes import console_script, orca_env, run_cli
 
 pytestmark = pytest.mark.postgres
 

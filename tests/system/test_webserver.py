@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from orca.up import location_args
-from tests.processes import ManagedProcess, console_script, free_port, orca_env, run_cli, wait_for_url
 from tests.orca.test_cli import COLLECTION, write_documents
+from tests.processes import ManagedProcess, console_script, free_port, orca_env, run_cli, wait_for_url
 
 RUNS_QUERY = """
 query Runs($job: String!) {
