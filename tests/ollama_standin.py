@@ -5,15 +5,16 @@ a bounded queue (503 when full), a model load on first use, a real context short
 and the faults seen in the field (errors, dropped connections, NaN/zero vectors, bad JSON). Vectors are
 deterministic, so a test can compare what a client stored with `vector_for(model, text_as_sent)`.
 
-`POST /api/pull` streams NDJSON progress as Ollama does (`pulling manifest`, per layer `pulling <digest>`
-with `total`/`completed`, `verifying sha256 digest`, `writing manifest`, `success`) and registers the model
-at the end; `pull_delay` spaces the lines, `fail_pull_after` sends an `{"error": ...}` line mid-stream
-with HTTP 200, and a name never made pullable fails the way the registry does (manifest not found).
+This module holds `OllamaStandIn` itself: its lifecycle, its statistics, request dispatch and `/api/embed`.
+Its other parts are mixins beside it: the model catalogue (`/api/tags`, `/api/show`, `vector_for`) in
+tests/ollama_standin_models.py, the fault knobs (`fail_next`, `corrupt_next`, `delay_next`, `drop_next`) in
+tests/ollama_standin_faults.py, and `POST /api/pull` (streamed NDJSON progress, `pull_delay`,
+`fail_pull_after`) in tests/ollama_standin_pull.py; the HTTP plumbing and protocol constants are in
+tests/ollama_standin_http.py, and the constants are importable from here too.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import socket
 import threading
@@ -22,20 +23,13 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from tests.ollama_standin_http import (  # noqa: F401 - BUSY, TOO_LONG, CORRUPTIONS, token_count are re-exported
-    BUSY,
-    CORRUPTIONS,
-    TOO_LONG,
-    _Fault,
-    _Handler,
-    _Model,
-    _Server,
-    canonical,
-    token_count,
-)
+from tests.ollama_standin_faults import FaultsMixin
+from tests.ollama_standin_http import BUSY, CORRUPTIONS, TOO_LONG, _Fault, _Handler, _Model, _Server, token_count
+from tests.ollama_standin_models import ModelsMixin
 from tests.ollama_standin_pull import PullMixin
+
+# The protocol constants are offered here too, so a test imports everything it stages with from one module.
+__all__ = ["BUSY", "CORRUPTIONS", "TOO_LONG", "OllamaStandIn", "StandInStats", "token_count"]
 
 
 @dataclass
@@ -51,7 +45,7 @@ class StandInStats:
     pulls: list[str] = field(default_factory=list)  # models whose pull completed, in order
 
 
-class OllamaStandIn(PullMixin):
+class OllamaStandIn(ModelsMixin, FaultsMixin, PullMixin):
     """A fake Ollama server on 127.0.0.1 with knobs for cost, context and faults (see module docstring)."""
 
     def __init__(
@@ -125,85 +119,7 @@ class OllamaStandIn(PullMixin):
         with self._state:
             (self._connections.add if add else self._connections.discard)(conn)
 
-    # -- models ----------------------------------------------------------------------------------
-    def add_model(
-        self, name: str, *, dimensions: int | None = None, context_length: int | None = None, digest: str | None = None
-    ) -> None:
-        key = canonical(name)
-        self._models[key] = _Model(
-            dimensions=dimensions or self.dimensions,
-            context_length=context_length or self.context_length,
-            digest=digest or hashlib.sha256(key.encode()).hexdigest(),
-            architecture=self.architecture,
-        )
-
-    def has_model(self, name: str) -> bool:
-        return canonical(name) in self._models
-
-    def remove_model(self, name: str) -> None:
-        self._models.pop(canonical(name), None)
-
-    def set_digest(self, name: str, digest: str) -> None:
-        self._models[canonical(name)].digest = digest
-
-    def vector_for(self, model: str, text: str, dimensions: int | None = None) -> np.ndarray:
-        """The unit float32 vector /api/embed returns for `text` as sent (prefix included)."""
-        full = self._models[canonical(model)].dimensions
-        seed = hashlib.sha256(f"{canonical(model)}\x00{text}".encode()).digest()
-        vec = np.random.default_rng(int.from_bytes(seed[:8], "little")).standard_normal(full)
-        if dimensions and dimensions < full:
-            vec = vec[:dimensions]
-        return (vec / np.linalg.norm(vec)).astype(np.float32)
-
-    def truncated(self, text: str, model: str | None = None) -> str:
-        """`text` as the server cuts it when `truncate` is on and it exceeds the real context."""
-        limit = self._context_tokens(self._models[canonical(model)] if model else next(iter(self._models.values())))
-        if token_count(text) <= limit:
-            return text
-        return text.encode("utf-8")[: limit * 4].decode("utf-8", errors="ignore")
-
-    def _context_tokens(self, model: _Model) -> int:
-        return self.real_context_tokens if self.real_context_tokens is not None else model.context_length
-
-    # -- faults ----------------------------------------------------------------------------------
-    def _queue_fault(self, path: str, fault: _Fault) -> None:
-        with self._state:
-            self._faults.setdefault(path, deque()).append(fault)
-
-    def fail_next(
-        self, status: int, body: dict | str | None = None, *, times: int = 1, path: str = "/api/embed",
-        headers: dict | None = None,
-    ) -> None:
-        """Answer the next `times` requests to `path` with `status`; a str body becomes {"error": body}."""
-        self._queue_fault(path, _Fault("fail", times, status=status, body=body, headers=headers))
-
-    def corrupt_next(self, kind: str, *, times: int = 1) -> None:
-        """Compute the next `times` embeds (preloads excluded), then spoil the answer as `kind` says."""
-        if kind not in CORRUPTIONS:
-            raise ValueError(f"kind must be one of {CORRUPTIONS}")
-        self._queue_fault("/api/embed", _Fault("corrupt", times, corruption=kind))
-
-    def delay_next(self, seconds: float, *, times: int = 1) -> None:
-        """Sleep `seconds` before handling each of the next `times` embeds (faults queue up in order)."""
-        self._queue_fault("/api/embed", _Fault("delay", times, seconds=seconds))
-
-    def drop_next(self, *, times: int = 1) -> None:
-        """Close the connection of the next `times` embeds without any answer."""
-        self._queue_fault("/api/embed", _Fault("drop", times))
-
-    def _take_fault(self, path: str, has_inputs: bool) -> _Fault | None:
-        with self._state:
-            queue = self._faults.get(path)
-            if not queue:
-                return None
-            fault = queue[0]
-            if fault.kind == "corrupt" and not has_inputs:
-                return None  # a preload has no vectors to corrupt
-            fault.remaining -= 1
-            if fault.remaining <= 0:
-                queue.popleft()
-            return fault
-
+    # -- stats -------------------------------------------------------------------------------------
     def reset_stats(self) -> None:
         with self._state:
             self.stats = StandInStats()
@@ -262,42 +178,6 @@ class OllamaStandIn(PullMixin):
             return handler.send_json(status, None, raw=body)
         handler.send_json(status, body)
 
-    def _find(self, payload: dict) -> tuple[_Model | None, str]:
-        name = payload.get("model") or payload.get("name") or ""
-        return self._models.get(canonical(name)) if name else None, name
-
-    @staticmethod
-    def _not_found(name: str) -> tuple[int, dict]:
-        return 404, {"error": f'model "{name}" not found, try pulling it first'}
-
-    def _tags(self) -> tuple[int, dict]:
-        models = [
-            {
-                "name": key, "model": key, "modified_at": m.modified_at, "size": 274302450, "digest": m.digest,
-                "details": {"parent_model": "", "format": "gguf", "family": m.architecture,
-                            "families": [m.architecture], "parameter_size": "137M", "quantization_level": "F16"},
-            }
-            for key, m in self._models.items()
-        ]
-        return 200, {"models": models}
-
-    def _show(self, payload: dict) -> tuple[int, dict]:
-        model, name = self._find(payload)
-        if model is None:
-            return self._not_found(name)
-        arch = model.architecture
-        return 200, {
-            "license": "Apache License 2.0", "modelfile": f"FROM {name}", "parameters": "num_ctx 8192",
-            "template": "{{ .Prompt }}", "modified_at": model.modified_at,
-            "details": {"parent_model": "", "format": "gguf", "family": arch, "families": [arch],
-                        "parameter_size": "137M", "quantization_level": "F16"},
-            "model_info": {
-                "general.architecture": arch, "general.parameter_count": 136727040,
-                f"{arch}.context_length": model.context_length, f"{arch}.embedding_length": model.dimensions,
-                f"{arch}.attention.head_count": 12, f"{arch}.block_count": 12,
-            },
-            "capabilities": ["embedding"],
-        }
 
     def _embed(self, payload: dict, fault: _Fault | None) -> tuple[int, Any]:
         model, name = self._find(payload)
@@ -348,19 +228,4 @@ class OllamaStandIn(PullMixin):
         }
         if fault and fault.kind == "corrupt":
             return self._corrupt(fault.corruption, body)
-        return 200, body
-
-    @staticmethod
-    def _corrupt(kind: str, body: dict) -> tuple[int, Any]:
-        vectors = body["embeddings"]
-        if kind == "nan":
-            vectors[0][0] = float("nan")  # json.dumps writes NaN, which Python's parser accepts
-        elif kind == "zero":
-            vectors[0] = [0.0] * len(vectors[0])
-        elif kind == "short":
-            vectors.pop()
-        elif kind == "wrong_dims":
-            body["embeddings"] = [v[: max(1, len(v) // 2)] for v in vectors]
-        elif kind == "malformed":
-            return 200, json.dumps(body).encode()[: 40]
         return 200, body

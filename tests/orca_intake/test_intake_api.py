@@ -1,8 +1,9 @@
-"""The intake's documents endpoints through FastAPI's TestClient: posting JSON and uploads, deleting, and every
-validation rule on the way (collection names, document ids, path traversal, UTF-8 text, limits and 413s).
+"""Posting documents to the intake through FastAPI's TestClient: JSON and uploads, and every validation rule on the
+way (collection names, document ids, path traversal, UTF-8 text, limits and 413s, conflicts).
 
-Each test gets its own ORCA_HOME and app (fixtures in conftest.py). The other endpoints are covered by
-test_intake_jobs.py, test_intake_search.py, test_intake_operations.py and test_intake_auth.py.
+Each test gets its own ORCA_HOME and app (fixtures in conftest.py). Deleting documents is covered by
+test_intake_delete.py; the other endpoints by test_intake_jobs.py, test_intake_search.py, test_intake_operations.py
+and test_intake_auth.py.
 """
 
 from __future__ import annotations
@@ -10,48 +11,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from fastapi.testclient import TestClient
 
-from orca_core.catalog import iter_documents
 from orca_resources import inbox
-from orca_resources.intake_queue import IntakeQueue
-
-DOCS = "/v1/collections/{}/documents"
-
-
-def assert_error(response, status: int, code: str | None = None) -> dict:
-    """The answer has `status` and the intake's JSON error shape; returns the error object."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    error = response.json()["error"]
-    assert isinstance(error["message"], str) and error["message"]
-    if code is not None:
-        assert error["code"] == code, error
-    return error
-
-
-def queue_of(client: TestClient) -> IntakeQueue:
-    return client.app.state.queue
-
-
-def inbox_dir(client: TestClient, collection: str):
-    return client.app.state.settings.layout.inbox(collection)
-
-
-def visible_files(folder) -> list[str]:
-    return sorted(iter_documents(folder))
-
-
-def hidden_leftovers(folder) -> list[str]:
-    """Temporary files left beside documents (the source records under .orca/ are expected)."""
-    return [
-        str(p.relative_to(folder))
-        for p in folder.rglob("*")
-        if p.is_file() and p.name.startswith(".") and ".orca" not in p.relative_to(folder).parts
-    ]
-
-
-# ---- posting documents ------------------------------------------------------------------------------------
+from tests.orca_intake.documents_helpers import DOCS, assert_error, hidden_leftovers, inbox_dir, queue_of, visible_files
 
 
 def test_json_documents_are_written_with_sources_and_queued(intake_client):
@@ -262,47 +224,3 @@ def test_a_document_in_the_way_of_a_folder_is_a_conflict(intake_client):
     assert intake_client.post(DOCS.format("demo"), json={"documents": [{"id": "a.md", "text": "t"}]}).status_code == 202
     response = intake_client.post(DOCS.format("demo"), json={"documents": [{"id": "a.md/b.md", "text": "t"}]})
     assert_error(response, 409, "document_conflict")
-
-
-# ---- deleting documents -----------------------------------------------------------------------------------
-
-
-def test_delete_removes_the_document_and_its_source_and_queues(intake_client):
-    docs = [{"id": "sub/a.md", "text": "t"}, {"id": "b.md", "text": "u"}]
-    posted = intake_client.post(DOCS.format("demo"), json={"documents": docs})
-    assert posted.status_code == 202
-    response = intake_client.delete(DOCS.format("demo") + "/sub/a.md")
-    assert response.status_code == 202, response.text
-    body = response.json()
-    assert body["documents"] == ["sub/a.md"] and body["status"] == "queued"
-    folder = inbox_dir(intake_client, "demo")
-    assert visible_files(folder) == ["b.md"]
-    assert inbox.read_source(folder, "sub/a.md") is None and not (folder / "sub").exists()
-    row = queue_of(intake_client).get(body["request_id"])
-    assert (row.kind, row.payload) == ("delete", {"doc_id": "sub/a.md"})
-    assert_error(intake_client.delete(DOCS.format("demo") + "/sub/a.md"), 404, "document_not_found")
-    assert_error(intake_client.delete(DOCS.format("nosuch") + "/a.md"), 404, "collection_not_found")
-
-
-@pytest.mark.parametrize(
-    "raw_doc_id",
-    [
-        "%2e%2e/victim.txt",
-        "%2E%2E%2Fvictim.txt",
-        "sub/%2e%2e/%2e%2e/victim.txt",
-        "/victim.txt",
-        "%2Fvictim.txt",
-        "a%00b.txt",
-        "..%5Cvictim.txt",
-    ],
-)
-def test_delete_cannot_leave_the_inbox(intake_client, raw_doc_id):
-    assert (
-        intake_client.post(DOCS.format("demo"), json={"documents": [{"id": "keep.md", "text": "t"}]}).status_code == 202
-    )
-    victim = intake_client.app.state.settings.layout.inbox_root / "victim.txt"
-    victim.write_text("must survive")
-    response = intake_client.delete(DOCS.format("demo") + "/" + raw_doc_id)
-    assert_error(response, 422, "invalid_doc_id")
-    assert victim.read_text() == "must survive"
-    assert queue_of(intake_client).depth_by_status()["queued"] == 1  # only the post
