@@ -1,8 +1,10 @@
 """The `documents` asset: a collection's inbox read into text, with what changed since the last run."""
 
 
+import errno
 import hashlib
 import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,10 +13,11 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 
-from orca_assets.loaders import DocumentError, read_document
+from orca_assets.loaders import DocumentError, describe_os_error, read_document
 from orca_assets.partitions import collections_partitions
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.layout import DOCUMENTS_FILE, Layout
+from orca_core.markdown import markdown_text
 from orca_core.names import MAX_DOCUMENT_BYTES, is_ignored_name
 from orca_resources.inbox import read_source
 from orca_resources.warehouse import WarehouseResource
@@ -51,7 +54,12 @@ class InboxFile:
 
 
 def scan_inbox(root: Path) -> Iterator[InboxFile]:
-    """Walk `root` recursively without following links out of it; skip hidden and temporary names."""
+    """Walk `root` recursively without following links out of it; skip hidden and temporary names.
+
+    An entry that cannot be a document (a link out of the inbox or in a loop, a name that is not UTF-8, a link
+    to a FIFO or device) is yielded refused, with the reason, so it fails alone; FIFOs, sockets and devices
+    themselves are skipped.
+    """
     real_root = root.resolve()
     stack = [root]
     while stack:
@@ -66,25 +74,41 @@ def scan_inbox(root: Path) -> Iterator[InboxFile]:
             path = Path(entry.path)
             doc_id = path.relative_to(root).as_posix()
             try:
+                doc_id.encode("utf-8")
+            except UnicodeEncodeError:
+                # The table and the index hold UTF-8 strings: show the name with its bad bytes escaped.
+                shown = os.fsencode(doc_id).decode("utf-8", "backslashreplace")
+                yield InboxFile(shown, path, 0, 0, "file name is not valid UTF-8; rename the file")
+                continue
+            try:
                 if entry.is_symlink():
-                    target = path.resolve()
+                    try:
+                        target = path.resolve(strict=True)
+                    except RuntimeError:  # Python 3.11 reports a loop so; later versions raise OSError
+                        raise OSError(errno.ELOOP, "symbolic link loop") from None
                     if not target.is_relative_to(real_root):
                         yield InboxFile(doc_id, path, 0, 0, "symbolic link pointing outside the inbox (not followed)")
                         continue
                     if target.is_dir():
                         continue  # a linked folder inside the inbox is walked where it really is
-                    stat = target.stat()
+                    info = target.stat()
+                    if not stat.S_ISREG(info.st_mode):
+                        yield InboxFile(doc_id, path, 0, 0, "symbolic link to a FIFO, socket or device (not read)")
+                        continue
                 elif entry.is_dir(follow_symlinks=False):
                     stack.append(path)
                     continue
                 elif entry.is_file(follow_symlinks=False):
-                    stat = entry.stat(follow_symlinks=False)
+                    info = entry.stat(follow_symlinks=False)
                 else:
                     continue  # sockets, fifos and devices are not documents
             except OSError as error:
-                yield InboxFile(doc_id, path, 0, 0, f"unreadable: {error}")
+                loop = error.errno == errno.ELOOP
+                reason = "symbolic link loop (not followed)" if loop else f"unreadable: {describe_os_error(error)}"
+                yield InboxFile(doc_id, path, 0, 0, reason)
                 continue
-            yield InboxFile(doc_id, path, stat.st_size, stat.st_mtime_ns)
+            yield InboxFile(doc_id, path, info.st_size, info.st_mtime_ns)
+
 
 
 def document_source(layout: Layout, collection: str, doc_id: str) -> str:
@@ -219,7 +243,7 @@ def _failure_table(failures: list[tuple[str, str]], limit: int = 50) -> str:
     if not failures:
         return "No failed documents."
     lines = ["| document | reason |", "| --- | --- |"]
-    lines += [f"| `{doc_id}` | {reason} |" for doc_id, reason in failures[:limit]]
+    lines += [f"| {markdown_text(doc_id)} | {markdown_text(reason)} |" for doc_id, reason in failures[:limit]]
     if len(failures) > limit:
         lines.append(f"| ... | {len(failures) - limit} more |")
     return "\n".join(lines)

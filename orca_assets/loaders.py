@@ -46,7 +46,7 @@ def read_document(path: Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> str:
             # Read one byte more than allowed: a file that grew after stat() must not slip through.
             data = handle.read(max_bytes + 1)
     except OSError as error:
-        raise DocumentError(f"unreadable: {_describe_os_error(error)}") from error
+        raise DocumentError(f"unreadable: {describe_os_error(error)}") from error
     if len(data) > max_bytes:
         raise DocumentError(f"larger than {max_bytes} bytes (still growing)")
     text = _decode(data)
@@ -61,7 +61,7 @@ def read_document(path: Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> str:
     return text
 
 
-def _describe_os_error(error: OSError) -> str:
+def describe_os_error(error: OSError) -> str:
     # The caller already knows the path; repeating it makes the reason long and leaks absolute paths.
     if error.errno is not None and error.strerror:
         return f"[Errno {error.errno}] {error.strerror}"

@@ -79,7 +79,9 @@ def index_summary(path: Path) -> IndexSummary | None:
 
 
 def iter_documents(inbox_dir: Path) -> Iterator[str]:
-    """Ids of the files in `inbox_dir`, recursively, skipping hidden and temporary names; links not followed."""
+    """Ids of the documents in `inbox_dir` as the documents asset sees them: regular files and links to files,
+    recursively, skipping hidden and temporary names, FIFOs, devices and linked folders. A link that cannot be
+    followed (broken, or in a loop) counts: the asset lists it as a failed document."""
     stack = [Path(inbox_dir)]
     while stack:
         folder = stack.pop()
@@ -92,7 +94,7 @@ def iter_documents(inbox_dir: Path) -> Iterator[str]:
                 continue
             if entry.is_dir(follow_symlinks=False):
                 stack.append(Path(entry.path))
-            elif entry.is_file():
+            elif entry.is_file(follow_symlinks=False) or (entry.is_symlink() and not os.path.isdir(entry.path)):
                 yield Path(entry.path).relative_to(inbox_dir).as_posix()
 
 

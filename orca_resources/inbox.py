@@ -1,35 +1,66 @@
-"""Documents in a collection's inbox: their files, where each came from, deletion, listing.
+"""Documents in a collection's inbox: their files, where each came from, deletion; never through a link.
 
-Which ids are safe and which names the scanners ignore is orca_core/names.py. Documents are written by orca_resources/inbox_staging.py (aside, made durable, renamed into place); a
-document's origin is a sidecar JSON under `.orca/sources/`, deleted with it. Listing them is
-`orca_core.catalog.iter_documents`.
+Which ids are safe and which names the scanners ignore is orca_core/names.py. Documents are written by
+orca_resources/inbox_staging.py (aside, made durable, renamed into place); a document's origin is a sidecar
+JSON under `.orca/sources/`, deleted with it. Listing them is `orca_core.catalog.iter_documents`.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from pathlib import Path
 
 from orca_core.layout import SOURCES_DIR
 from orca_core.names import validate_doc_id
 from orca_resources.warehouse import fsync_dir
 
+# A source record holds at most 64 KiB of metadata and a few fields: anything much larger is not one.
+MAX_RECORD_BYTES = 1024 * 1024
+
 
 class InboxConflict(Exception):
-    """The document cannot be stored because a folder and a file would need the same path."""
+    """The document cannot be stored (or removed) where its id points: a folder, a link or another file is there."""
+
+
+def unlinked(inbox_dir: Path, relative: str | Path, *, last: bool = True) -> Path:
+    """`inbox_dir / relative`, once no existing component below `inbox_dir` is a symbolic link.
+
+    Orca writes, reads and deletes inside an inbox without following links: a link planted there (a folder of
+    records pointing elsewhere, a loop) must not redirect where a caller's bytes go. `last=False` lets the final
+    component be a link (replacing a link by a rename, or unlinking it, does not follow it). InboxConflict
+    names the link otherwise. Components that do not exist yet are fine: nothing can be followed there.
+    """
+    path = Path(inbox_dir)
+    parts = Path(relative).parts
+    for number, part in enumerate(parts, start=1):
+        path = path / part
+        if number == len(parts) and not last:
+            break
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            break
+        except OSError as error:  # a name too long for the file system, a component that is a file
+            raise InboxConflict(f"cannot use '{Path(*parts[:number]).as_posix()}': {error.strerror}") from None
+        if stat.S_ISLNK(info.st_mode):
+            raise InboxConflict(
+                f"'{Path(*parts[:number]).as_posix()}' is a symbolic link; Orca does not write, read or delete "
+                "through links inside an inbox"
+            )
+    return Path(inbox_dir) / relative
 
 
 def doc_path(inbox_dir: Path, doc_id: str) -> Path:
-    """The file of `doc_id` in `inbox_dir`; ValueError if the id is unsafe or a link would lead outside."""
-    path = Path(inbox_dir) / validate_doc_id(doc_id)
-    # A validated id cannot climb out by itself, but a symbolic link inside the inbox could redirect a write.
-    if not path.parent.resolve().is_relative_to(Path(inbox_dir).resolve()):
-        raise ValueError("document id leads outside the inbox through a symbolic link")
-    return path
+    """The file of `doc_id` in `inbox_dir`: ValueError if the id is unsafe, InboxConflict if a folder is a link."""
+    return unlinked(inbox_dir, validate_doc_id(doc_id), last=False)
 
 
 def source_path(inbox_dir: Path, doc_id: str) -> Path:
-    return Path(inbox_dir) / SOURCES_DIR / f"{validate_doc_id(doc_id)}.json"
+    """The source record of `doc_id`; InboxConflict when any part of its path is a link."""
+    return unlinked(inbox_dir, SOURCES_DIR / f"{validate_doc_id(doc_id)}.json")
 
 
 def _prune_empty_parents(path: Path, stop: Path) -> None:
@@ -44,25 +75,56 @@ def _prune_empty_parents(path: Path, stop: Path) -> None:
 
 
 def delete_document(inbox_dir: Path, doc_id: str) -> bool:
-    """Remove a document and its source record; False when there was no such document."""
+    """Remove a document (a regular file) and its source record; False when there was no such document.
+
+    InboxConflict when the id names something else (a link, a FIFO) or a folder on the way is a link.
+    """
     inbox_dir = Path(inbox_dir)
     target = doc_path(inbox_dir, doc_id)
-    if not (target.is_symlink() or target.is_file()):
+    try:
+        info = os.lstat(target)
+    except (FileNotFoundError, NotADirectoryError):
         return False
+    if stat.S_ISDIR(info.st_mode):
+        return False
+    if not stat.S_ISREG(info.st_mode):
+        raise InboxConflict(f"'{doc_id}' is not a regular file; Orca deletes only documents it wrote or can read")
     target.unlink()
-    sidecar = source_path(inbox_dir, doc_id)
-    sidecar.unlink(missing_ok=True)
+    try:
+        sidecar = source_path(inbox_dir, doc_id)
+    except InboxConflict:
+        sidecar = None  # a link among the records: leave it, the document itself is gone
+    if sidecar is not None:
+        sidecar.unlink(missing_ok=True)
     fsync_dir(target.parent)
     _prune_empty_parents(target, inbox_dir)
-    _prune_empty_parents(sidecar, inbox_dir / SOURCES_DIR)
+    if sidecar is not None:
+        _prune_empty_parents(sidecar, inbox_dir / SOURCES_DIR)
     return True
 
 
 def read_source(inbox_dir: Path, doc_id: str) -> dict | None:
     """The source record of a document, or None when it has none (dropped into the folder) or it is unreadable."""
     try:
-        with open(source_path(inbox_dir, doc_id), "rb") as handle:
-            record = json.load(handle)
-    except (OSError, ValueError, RecursionError):
+        data = read_regular_file(source_path(inbox_dir, doc_id), MAX_RECORD_BYTES)
+        record = json.loads(data)
+    except (OSError, ValueError, RecursionError, InboxConflict):
         return None
     return record if isinstance(record, dict) else None
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The bytes of `path` if it is a regular file (not a link, FIFO or device) of at most `max_bytes`.
+
+    Opened without following a link and without blocking (a FIFO would wait for a writer forever), then
+    checked on the open descriptor, so what is read is what was checked. OSError otherwise.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise OSError(errno.EFBIG, f"larger than {max_bytes} bytes")
+    return data

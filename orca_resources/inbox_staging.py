@@ -18,7 +18,7 @@ from typing import Any
 
 from orca_core.layout import SOURCES_DIR
 from orca_core.names import validate_doc_id
-from orca_resources.inbox import InboxConflict
+from orca_resources.inbox import InboxConflict, unlinked
 
 
 @dataclass(frozen=True)
@@ -92,18 +92,14 @@ def _check_room(inbox_dir: Path, documents: list[NewDocument]) -> None:
             raise InboxConflict(f"'{document.doc_id}' is a folder of documents, not a document")
 
 
-def _targets(inbox_dir: Path, documents: list[NewDocument]) -> list[Path]:
-    """`doc_path` of each document, resolving each folder once (a hundred documents share a few folders)."""
-    root = inbox_dir.resolve()
-    inside: dict[Path, bool] = {}
+def _targets(inbox_dir: Path, documents: list[NewDocument]) -> list[tuple[Path, Path]]:
+    """(source record, document) paths of each document: ValueError for an unsafe id, InboxConflict when any
+    folder on the way is a link. The record must be a plain file; a document may replace a link, since a
+    rename replaces the link itself and follows nothing."""
     targets = []
     for document in documents:
-        path = inbox_dir / validate_doc_id(document.doc_id)
-        if path.parent not in inside:
-            inside[path.parent] = path.parent.resolve().is_relative_to(root)
-        if not inside[path.parent]:
-            raise ValueError("document id leads outside the inbox through a symbolic link")
-        targets.append(path)
+        doc_id = validate_doc_id(document.doc_id)
+        targets.append((unlinked(inbox_dir, SOURCES_DIR / f"{doc_id}.json"), unlinked(inbox_dir, doc_id, last=False)))
     return targets
 
 
@@ -121,9 +117,9 @@ def stage_documents(
     _check_room(inbox_dir, documents)
     staged = StagedDocuments(inbox_dir)
     try:
-        for document, target in zip(documents, targets):
+        for document, (record, target) in zip(documents, targets):
             source = json.dumps(document.source, ensure_ascii=False, sort_keys=True).encode()
-            _write_tmp(staged, inbox_dir / SOURCES_DIR / f"{document.doc_id}.json", source, watch)
+            _write_tmp(staged, record, source, watch)
             _write_tmp(staged, target, document.data, watch)
             staged.doc_ids.append(document.doc_id)
     except BaseException:
