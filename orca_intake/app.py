@@ -17,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from orca_core.settings import OrcaSettings
 from orca_intake.auth import authenticate
+from orca_intake.auth_first import AuthenticateFirst
 from orca_intake.errors import install_error_handlers
 from orca_intake.group_commit import DocumentWriter
 from orca_intake.limits import BodySizeLimit
@@ -97,6 +98,7 @@ def create_app(settings: OrcaSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     # add_middleware wraps what is already there: metrics outermost, so they also count 413 answers.
     app.add_middleware(BodySizeLimit, max_bytes=settings.intake_max_body_bytes)
+    app.add_middleware(AuthenticateFirst)  # before the body limit: an unknown caller's body is never read
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # The /v1 routers carry their prefix themselves, so route templates in metrics include it.
     protected = [Depends(authenticate)]

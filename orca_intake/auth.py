@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from orca_core.settings import OrcaSettings
 from orca_intake.errors import Forbidden, ServiceUnavailable, Unauthorized
 
+PRINCIPAL_KEY = "orca_principal"  # where AuthenticateFirst leaves the caller in the request scope
 JWKS_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 CLOCK_SKEW_SECONDS = 10
 
@@ -123,10 +124,17 @@ def _verify_jwt(token: str, settings: OrcaSettings, jwks: jwt.PyJWKClient | None
 async def authenticate(
     request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 ) -> Principal:
+    """The route dependency: the caller `AuthenticateFirst` (orca_intake/auth_first.py) identified from the
+    headers before the body was read, or, where that middleware is not installed, `identify` now."""
+    found = request.scope.get("state", {}).get(PRINCIPAL_KEY)
+    return found if found is not None else await identify(request)
+
+
+async def identify(request: Request) -> Principal:
     """The caller, or 401 (with `WWW-Authenticate: Bearer`) for a missing, malformed, wrong or expired token.
 
-    `async def` (no thread hop per request): only a JWKS lookup, which may fetch keys over the network,
-    runs in a worker thread.
+    Reads the headers only. `async def` (no thread hop per request): only a JWKS lookup, which may fetch
+    keys over the network, runs in a worker thread.
     """
     settings: OrcaSettings = request.app.state.settings
     if not settings.intake_auth_enabled:

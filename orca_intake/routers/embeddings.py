@@ -18,8 +18,9 @@ from orca_core.model_names import same_model
 from orca_core.tokens import estimate_tokens
 from orca_intake.dependencies import EmbedderDep, SettingsDep
 from orca_intake.errors import JSON_BODY_ERROR_RESPONSES, ErrorBody, InvalidInput, NotFound, PayloadTooLarge
+from orca_intake.json_body import BoundedJSONRoute
 
-router = APIRouter(prefix="/v1", tags=["embeddings"])
+router = APIRouter(prefix="/v1", tags=["embeddings"], route_class=BoundedJSONRoute)
 
 
 class EmbeddingsRequest(BaseModel):

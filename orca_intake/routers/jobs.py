@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from orca_core.layout import check_collection
 from orca_intake.dependencies import MetricsDep, QueueDep, SettingsDep
 from orca_intake.errors import ERROR_RESPONSES, JSON_BODY_ERROR_RESPONSES, ErrorBody, NotFound
+from orca_intake.json_body import BoundedJSONRoute
 
-router = APIRouter(prefix="/v1", tags=["jobs"])
+router = APIRouter(prefix="/v1", tags=["jobs"], route_class=BoundedJSONRoute)
 
 JobState = Literal["queued", "launched", "running", "succeeded", "failed", "canceled"]
 

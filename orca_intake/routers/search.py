@@ -9,8 +9,9 @@ from orca_core.layout import check_collection
 from orca_core.search import search_index
 from orca_intake.dependencies import EmbedderDep, SettingsDep
 from orca_intake.errors import JSON_BODY_ERROR_RESPONSES, ErrorBody
+from orca_intake.json_body import BoundedJSONRoute
 
-router = APIRouter(prefix="/v1", tags=["search"])
+router = APIRouter(prefix="/v1", tags=["search"], route_class=BoundedJSONRoute)
 
 MAX_QUERY_CHARS = 8192
 

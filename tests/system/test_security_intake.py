@@ -1,0 +1,72 @@
+"""Hostile requests against `python -m orca_intake` as a real server on a real socket.
+
+A body is read only once its sender is known: without a valid token every `/v1` route answers 401 from the
+headers alone, so a 32 MiB body costs the intake nothing. A known caller's JSON body is measured before it is
+parsed (how many arrays and objects, how deep) and parsed off the event loop.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.orca_intake.test_intake_server import start_intake
+from tests.processes import wait_for_url
+
+TOKEN = "t-security-0123456789abcdef"
+HUGE = b"[" + b",".join([b"[]"] * 10_000_000) + b"]"  # 30 MB of empty arrays: a gigabyte once parsed
+ROUTES = ["/v1/search", "/v1/jobs", "/v1/embeddings", "/v1/collections/docs/documents"]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture
+def intake(tmp_path):
+    process, url = start_intake(tmp_path, ORCA_INTAKE_TOKENS=TOKEN, ORCA_INTAKE_MAX_BODY_BYTES=str(64 * 1024 * 1024))
+    try:
+        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+        yield url, process.process.pid
+    finally:
+        process.stop()
+
+
+def post(url: str, body: bytes, token: str | None = None) -> httpx.Response:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    try:
+        return httpx.post(url, content=body, headers=headers, timeout=60)
+    except httpx.RemoteProtocolError:  # the server may close before the client finished sending
+        pytest.fail(f"{url}: the connection was dropped without an answer")
+
+
+def test_a_body_without_a_valid_token_is_never_read(intake):
+    url, pid = intake
+    before = rss_mib(pid)
+    for route in ROUTES:
+        for token in (None, "wrong-token-0000000000"):
+            answer = post(f"{url}{route}", HUGE, token)
+            assert answer.status_code == 401, (route, answer.status_code, answer.text[:200])
+            assert answer.json()["error"]["code"] == "unauthorized"
+            assert answer.headers["www-authenticate"].startswith("Bearer")
+    assert rss_mib(pid) - before < 100, "an unauthenticated body was read or parsed"
+    assert httpx.get(f"{url}/health/live", timeout=10).status_code == 200
+
+
+def test_a_known_callers_json_is_measured_before_it_is_parsed(intake):
+    url, pid = intake
+    before = rss_mib(pid)
+    for route in ROUTES:
+        answer = post(f"{url}{route}", HUGE, TOKEN)
+        assert answer.status_code == 413, (route, answer.status_code, answer.text[:200])
+        assert "arrays and objects" in answer.json()["error"]["message"]
+        deep = post(f"{url}{route}", b"[" * 5000 + b"]" * 5000, TOKEN)
+        assert deep.status_code == 422 and "nested deeper than" in deep.json()["error"]["message"], deep.text[:200]
+    assert rss_mib(pid) - before < 300, "a refused body was parsed anyway"
+    ok = post(f"{url}/v1/jobs", b'{"kind": "prepare_model"}', TOKEN)
+    assert ok.status_code == 202, ok.text
