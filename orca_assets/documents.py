@@ -13,10 +13,10 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 
-from orca_assets.loaders import DocumentError, describe_os_error, read_document
 from orca_assets.partitions import collections_partitions
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.layout import DOCUMENTS_FILE, Layout
+from orca_core.loaders import DocumentError, describe_os_error, read_document
 from orca_core.markdown import markdown_text
 from orca_core.names import MAX_DOCUMENT_BYTES, is_ignored_name
 from orca_resources.inbox import read_source

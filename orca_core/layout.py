@@ -2,7 +2,7 @@
 
     $ORCA_HOME/
       inbox/<collection>/...                 the documents (source of truth; sub-folders allowed)
-      inbox/<collection>/.orca/sources/...   where each posted document came from (one JSON per document)
+      inbox/<collection>/.orca/sources/<doc_id>/record.json   where each posted document came from
       warehouse/<collection>/*.parquet       the assets' outputs; embedding_index.parquet is the served index
       warehouse/<collection>/.orca.lock      held by the step writing the collection
       intake/queue.db                        the intake queue (SQLite, unless ORCA_INTAKE_DB_URL names another)
@@ -30,6 +30,7 @@ QUEUE_DB = "queue.db"
 SAMPLE_COLLECTION = "samples"
 # Inside a collection's inbox: records of where posted documents came from (hidden: no scanner reads them).
 SOURCES_DIR = Path(".orca") / "sources"
+RECORD_FILE = "record.json"
 # Inside a collection's warehouse folder.
 DOCUMENTS_FILE = "documents.parquet"
 CHUNKS_FILE = "chunks.parquet"
@@ -38,6 +39,21 @@ PARTS_DIR = "embeddings.parts"  # per-batch progress of a run, folded into STORE
 FAILED_CHUNKS_FILE = "failed_chunks.parquet"
 INDEX_FILE = "embedding_index.parquet"
 LOCK_FILE = ".orca.lock"
+
+
+def source_record(doc_id: str) -> Path:
+    """Where the record of a posted document lives, relative to its collection's inbox.
+
+    A folder per document id: the record of `x.md` can then collide with another document's record only where
+    the documents themselves would (`x.md` a file and `x.md/y.md` a folder), never across ids as a record named
+    `<id>.json` did (the record file `x.md.json` blocked the document `x.md.json/y.md`).
+    """
+    return SOURCES_DIR / doc_id / RECORD_FILE
+
+
+def legacy_source_record(doc_id: str) -> Path:
+    """Where records were written before `source_record`: still read, and deleted with their document."""
+    return SOURCES_DIR / f"{doc_id}.json"
 
 
 def is_valid_collection(name: str) -> bool:

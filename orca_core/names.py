@@ -47,12 +47,21 @@ def is_ignored_name(name: str) -> bool:
     return any(_ignored_component(part) for part in name.replace("\\", "/").split("/") if part)
 
 
+def normalize_doc_id(doc_id: str) -> str:
+    """A new document's id in NFC, so `café.md` typed two ways (one code point, or `e` + a combining accent)
+    names one document, not two that look the same."""
+    return unicodedata.normalize("NFC", doc_id) if isinstance(doc_id, str) else doc_id
+
+
 def validate_doc_id(doc_id: str) -> str:
     """Return `doc_id` if it is a safe relative POSIX path inside an inbox, else raise ValueError saying why."""
     if not isinstance(doc_id, str) or not doc_id:
         raise ValueError("document id must be a non-empty string")
     if any(unicodedata.category(ch) == "Cc" for ch in doc_id):
         raise ValueError("document id must not contain NUL or other control characters")
+    if any(unicodedata.category(ch) == "Cf" for ch in doc_id):
+        # Bidi overrides and zero-width characters make one name look like another.
+        raise ValueError("document id must not contain invisible or bidirectional formatting characters")
     if "\\" in doc_id:
         raise ValueError("document id must use '/' as separator, not '\\'")
     try:

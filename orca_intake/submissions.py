@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from orca_core import names
+from orca_core import loaders, names
 from orca_core.settings import OrcaSettings
 from orca_intake.errors import InvalidInput, PayloadTooLarge
 from orca_intake.group_commit import DocumentWriter, StoreJob
@@ -49,7 +49,7 @@ def json_doc_id(requested: str | None, label: str) -> str:
     """The inbox path of a JSON document: its id, with `.txt` added unless it names a supported type."""
     if requested is None:
         return f"{uuid.uuid4().hex}.txt"
-    check_doc_id(requested, label)
+    requested = check_doc_id(names.normalize_doc_id(requested), label)
     if PurePosixPath(requested).suffix.lower() in names.DOCUMENT_SUFFIXES:
         return requested
     return check_doc_id(f"{requested}.txt", label)
@@ -86,28 +86,12 @@ def check_size(size: int, settings: OrcaSettings, label: str) -> None:
 
 
 def check_text(doc_id: str, text: str, label: str) -> None:
-    """Refuse text the documents asset could not turn into chunks (the same rules as its loaders)."""
-    if "\x00" in text:
-        raise InvalidInput(f"{label}: text contains NUL characters", code="invalid_text", details=_where(label))
-    if not text.strip():
-        raise InvalidInput(f"{label}: text is empty", code="invalid_text", details=_where(label))
-    suffix = PurePosixPath(doc_id).suffix.lower()
-    if suffix == ".json":
-        lines = [text]
-    elif suffix == ".jsonl":
-        lines = [line for line in text.splitlines() if line.strip()]
-    else:
-        lines = []
-    for number, line in enumerate(lines, start=1):
-        try:
-            json.loads(line)
-        except (ValueError, RecursionError):
-            where = f" (line {number})" if suffix == ".jsonl" else ""
-            raise InvalidInput(
-                f"{label}: a '{suffix}' document must contain valid JSON{where}",
-                code="invalid_text",
-                details=_where(label),
-            ) from None
+    """Refuse a document the run would refuse: converted as the `documents` asset converts it (orca_core/loaders.py),
+    invalid for its type (broken JSON, NUL characters) or with nothing left (HTML of scripts, JSON of numbers)."""
+    try:
+        loaders.to_text(PurePosixPath(doc_id).suffix.lower(), text)
+    except loaders.DocumentError as error:
+        raise InvalidInput(f"{label}: {error.reason}", code="invalid_text", details=_where(label)) from None
 
 
 def from_json_document(
@@ -131,7 +115,7 @@ def from_upload(filename: str | None, data: bytes, metadata: dict, settings: Orc
     if not filename:
         raise InvalidInput("an uploaded file has no filename", code="invalid_doc_id")
     label = f"file {filename!r}"
-    doc_id = check_doc_id(filename, label)
+    doc_id = check_doc_id(names.normalize_doc_id(filename), label)
     suffix = PurePosixPath(doc_id).suffix.lower()
     if suffix not in names.DOCUMENT_SUFFIXES:
         raise InvalidInput(

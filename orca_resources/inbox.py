@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from orca_core.layout import SOURCES_DIR
+from orca_core.layout import SOURCES_DIR, legacy_source_record, source_record
 from orca_core.names import validate_doc_id
 from orca_resources.warehouse import fsync_dir
 
@@ -58,9 +58,10 @@ def doc_path(inbox_dir: Path, doc_id: str) -> Path:
     return unlinked(inbox_dir, validate_doc_id(doc_id), last=False)
 
 
-def source_path(inbox_dir: Path, doc_id: str) -> Path:
-    """The source record of `doc_id`; InboxConflict when any part of its path is a link."""
-    return unlinked(inbox_dir, SOURCES_DIR / f"{validate_doc_id(doc_id)}.json")
+def source_path(inbox_dir: Path, doc_id: str, *, legacy: bool = False) -> Path:
+    """The source record of `doc_id` (or where older versions wrote it); InboxConflict when a part is a link."""
+    doc_id = validate_doc_id(doc_id)
+    return unlinked(inbox_dir, legacy_source_record(doc_id) if legacy else source_record(doc_id))
 
 
 def _prune_empty_parents(path: Path, stop: Path) -> None:
@@ -90,27 +91,30 @@ def delete_document(inbox_dir: Path, doc_id: str) -> bool:
     if not stat.S_ISREG(info.st_mode):
         raise InboxConflict(f"'{doc_id}' is not a regular file; Orca deletes only documents it wrote or can read")
     target.unlink()
-    try:
-        sidecar = source_path(inbox_dir, doc_id)
-    except InboxConflict:
-        sidecar = None  # a link among the records: leave it, the document itself is gone
-    if sidecar is not None:
+    sidecars = []
+    for legacy in (False, True):
+        try:
+            sidecars.append(source_path(inbox_dir, doc_id, legacy=legacy))
+        except InboxConflict:
+            pass  # a link among the records: leave it, the document itself is gone
+    for sidecar in sidecars:
         sidecar.unlink(missing_ok=True)
     fsync_dir(target.parent)
     _prune_empty_parents(target, inbox_dir)
-    if sidecar is not None:
+    for sidecar in sidecars:
         _prune_empty_parents(sidecar, inbox_dir / SOURCES_DIR)
     return True
 
 
 def read_source(inbox_dir: Path, doc_id: str) -> dict | None:
     """The source record of a document, or None when it has none (dropped into the folder) or it is unreadable."""
-    try:
-        data = read_regular_file(source_path(inbox_dir, doc_id), MAX_RECORD_BYTES)
-        record = json.loads(data)
-    except (OSError, ValueError, RecursionError, InboxConflict):
-        return None
-    return record if isinstance(record, dict) else None
+    for legacy in (False, True):
+        try:
+            record = json.loads(read_regular_file(source_path(inbox_dir, doc_id, legacy=legacy), MAX_RECORD_BYTES))
+        except (OSError, ValueError, RecursionError, InboxConflict):
+            continue
+        return record if isinstance(record, dict) else None
+    return None
 
 
 def read_regular_file(path: Path, max_bytes: int) -> bytes:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orca_core.layout import SOURCES_DIR
+from orca_core.layout import source_record
 from orca_core.names import validate_doc_id
 from orca_resources.inbox import InboxConflict, unlinked
 
@@ -99,7 +99,7 @@ def _targets(inbox_dir: Path, documents: list[NewDocument]) -> list[tuple[Path, 
     targets = []
     for document in documents:
         doc_id = validate_doc_id(document.doc_id)
-        targets.append((unlinked(inbox_dir, SOURCES_DIR / f"{doc_id}.json"), unlinked(inbox_dir, doc_id, last=False)))
+        targets.append((unlinked(inbox_dir, source_record(doc_id)), unlinked(inbox_dir, doc_id, last=False)))
     return targets
 
 

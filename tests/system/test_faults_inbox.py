@@ -4,7 +4,7 @@ Each case puts one bad (or merely unusual) file into a collection next to ordina
 `documents -> chunks -> embeddings -> embedding_index` with the offline hashing embedder. A bad file must be
 recorded in `documents.parquet` as failed with a reason a user can act on, while the rest of the collection is
 indexed; an unusual but valid one (deep folders, odd names) must be indexed under its exact id. The loaders'
-own unit tests (tests/orca_assets/test_loaders.py) cover the reasons in isolation; here they meet the scanner and the run.
+own unit tests (tests/orca_core/test_loaders.py) cover the reasons in isolation; here they meet the scanner and the run.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 from pathlib import Path
 
@@ -54,8 +55,10 @@ def test_loops_fifos_and_bad_names_fail_alone_and_the_collection_is_indexed(tmp_
     os.symlink("loop", inbox / "loop")  # a folder link to itself
     os.mkfifo(inbox / "pipe.md")  # skipped: not a document
     os.symlink("pipe.md", inbox / "to-pipe.md")  # a link to it would block a reader
-    (inbox / ".orca" / "sources").mkdir(parents=True)
-    os.mkfifo(inbox / ".orca" / "sources" / "guide.md.json")  # a FIFO where a source record is read
+    (inbox / ".orca" / "sources" / "guide.md").mkdir(parents=True)
+    os.mkfifo(inbox / ".orca" / "sources" / "guide.md" / "record.json")  # a FIFO where a source record is read
+    (inbox / ".orca" / "sources" / "notes").mkdir()
+    os.mkfifo(inbox / ".orca" / "sources" / "notes" / "bees.txt.json")  # and where older versions kept it
     (inbox / os.fsdecode(b"bad\xffname.md")).write_text("Not valid UTF-8 in its name.", encoding="utf-8")
 
     materialize(home)  # within the time limit: the FIFO record was not opened for a blocking read
@@ -118,16 +121,27 @@ def test_source_records_are_never_written_read_or_deleted_through_a_link(intake,
     (inbox / ".orca").unlink()
     post = httpx.post(f"{url}/v1/collections/docs/documents", json={"documents": [{"id": "a.md", "text": "A."}]})
     assert post.status_code == 202, post.text
-    # Now the records folder is swapped for a link to a folder holding a file of the same name.
+    # Now the records folder is swapped for a link to a folder holding files of the same names.
+    (outside / "a.md").mkdir()
+    (outside / "a.md" / "record.json").write_text("{}", encoding="utf-8")
     (outside / "a.md.json").write_text("{}", encoding="utf-8")
     sources = inbox / ".orca" / "sources"
-    for record in sources.iterdir():
-        record.unlink()
-    sources.rmdir()
+    shutil.rmtree(sources)
     os.symlink(outside, sources)
     delete = httpx.delete(f"{url}/v1/collections/docs/documents/a.md")
     assert delete.status_code == 202, delete.text
-    assert not (inbox / "a.md").exists() and (outside / "a.md.json").exists()  # the document went, not theirs
+    assert not (inbox / "a.md").exists()  # the document went, and nothing of theirs
+    assert (outside / "a.md" / "record.json").exists() and (outside / "a.md.json").exists()
+
+
+def test_a_documents_record_never_blocks_another_id(intake):
+    url, home = intake
+    first = {"documents": [{"id": "x.md", "text": "first"}]}
+    second = {"documents": [{"id": "x.md.json/y.md", "text": "second"}]}
+    for body in (first, second):
+        answer = httpx.post(f"{url}/v1/collections/docs/documents", json=body)
+        assert answer.status_code == 202, answer.text
+    assert (home / "inbox" / "docs" / "x.md.json" / "y.md").read_text(encoding="utf-8") == "second"
 
 
 def test_delete_removes_regular_files_only(intake, tmp_path):
@@ -168,3 +182,44 @@ def test_a_looping_folder_fails_its_own_post_and_nobody_elses(intake):
     assert listed.status_code == 200, listed.text
     counts = {c["name"]: c["documents"] for c in listed.json()["collections"]}
     assert counts == {"birds": 15, "loops": 2}  # ok.md and the looping link, which a run reports failed
+
+
+def test_names_at_the_length_limit_are_stored_whole_or_refused_leaving_nothing(intake):
+    url, home = intake
+    longest = "deep/" + "n" * 252 + ".md"  # a last part of 255 bytes, the file system's limit
+    answer = httpx.post(f"{url}/v1/collections/docs/documents", json={"documents": [{"id": longest, "text": "t"}]})
+    assert answer.status_code == 202, answer.text
+    inbox = home / "inbox" / "docs"
+    assert (inbox / longest).read_text(encoding="utf-8") == "t"
+    assert httpx.delete(f"{url}/v1/collections/docs/documents/{longest}").status_code == 202
+    before = sorted(p.relative_to(inbox).as_posix() for p in inbox.rglob("*"))
+    too_long = "other/" + "n" * 253 + ".md"
+    answer = httpx.post(f"{url}/v1/collections/docs/documents", json={"documents": [{"id": too_long, "text": "t"}]})
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "invalid_doc_id", answer.text
+    assert sorted(p.relative_to(inbox).as_posix() for p in inbox.rglob("*")) == before  # no folder left behind
+
+
+def test_look_alike_ids_are_one_document_or_refused(intake):
+    url, home = intake
+    for doc_id in ("cafe\u0301.md", "caf\u00e9.md"):  # NFD, then NFC: the same name to a reader
+        answer = httpx.post(f"{url}/v1/collections/docs/documents", json={"documents": [{"id": doc_id, "text": doc_id}]})
+        assert answer.status_code == 202 and answer.json()["documents"] == ["caf\u00e9.md"], answer.text
+    assert [p.name for p in (home / "inbox" / "docs").iterdir() if not p.name.startswith(".")] == ["caf\u00e9.md"]
+    for doc_id in ("invoice\u202egnp.md", "pay\u200bment.md", "\ufeffbom.md"):
+        answer = httpx.post(f"{url}/v1/collections/docs/documents", json={"documents": [{"id": doc_id, "text": "x"}]})
+        assert answer.status_code == 422 and "formatting characters" in answer.json()["error"]["message"], answer.text
+        upload = httpx.post(f"{url}/v1/collections/docs/documents", files={"files": (doc_id, b"x", "text/plain")})
+        assert upload.status_code == 422, upload.text
+
+
+@pytest.mark.parametrize(
+    ("doc_id", "text"),
+    [("x.json", '{"a": 1}'), ("page.html", "<script>alert(1)</script><style>p{}</style>"), ("rows.jsonl", "1\n2\n")],
+)
+def test_a_document_that_converts_to_nothing_is_refused_at_once(intake, doc_id, text):
+    url, home = intake
+    answer = httpx.post(f"{url}/v1/collections/docs/documents", json={"documents": [{"id": doc_id, "text": text}]})
+    assert answer.status_code == 422 and "empty document" in answer.json()["error"]["message"], answer.text
+    upload = httpx.post(f"{url}/v1/collections/docs/documents", files={"files": (doc_id, text.encode(), "text/plain")})
+    assert upload.status_code == 422, upload.text
+    assert not (home / "inbox" / "docs" / doc_id).exists()

@@ -1,6 +1,9 @@
 """Turning one inbox file into plain text, or a `DocumentError` whose reason a user can act on.
 
-Only the standard library is used: HTML goes through `html.parser`, JSON through `json`.
+Shared by the `documents` asset, which reads the inbox, and the REST intake, which converts a posted document
+the same way before it answers, so a document that would come out empty is refused at once (422), not
+minutes later in a run. Only the standard library is used: HTML goes through `html.parser`, JSON through
+`json`.
 """
 
 from __future__ import annotations
@@ -49,7 +52,14 @@ def read_document(path: Path, *, max_bytes: int = MAX_DOCUMENT_BYTES) -> str:
         raise DocumentError(f"unreadable: {describe_os_error(error)}") from error
     if len(data) > max_bytes:
         raise DocumentError(f"larger than {max_bytes} bytes (still growing)")
-    text = _decode(data)
+    return to_text(suffix, _decode(data))
+
+
+def to_text(suffix: str, text: str) -> str:
+    """The text a document of type `suffix` (`.html`, `.json`, ...) holding `text` is indexed as;
+    DocumentError when it is not valid for its type or nothing remains (HTML of scripts only, JSON of numbers)."""
+    if "\x00" in text:
+        raise DocumentError("binary content (NUL bytes)")
     if suffix in (".html", ".htm"):
         text = html_to_text(text)
     elif suffix == ".json":

@@ -1,4 +1,4 @@
-"""Tests for `orca_assets.loaders`: every supported file type becomes text, everything else a clear DocumentError."""
+"""Tests for `orca_core.loaders`: every supported file type becomes text, everything else a clear DocumentError."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orca_assets.loaders import SUPPORTED_SUFFIXES, DocumentError, html_to_text, read_document
+from orca_core.loaders import SUPPORTED_SUFFIXES, DocumentError, html_to_text, read_document
 from orca_core.names import is_ignored_name
 
 
