@@ -35,7 +35,11 @@ def build_definitions(settings: OrcaSettings | None = None) -> dg.Definitions:
         schedules=[build_reindex_schedule(settings)],
         resources={
             "embedder": embedder_resource(settings),
-            "warehouse": WarehouseResource(home=str(settings.home), inbox_sweep_ticks=settings.inbox_sweep_ticks),
+            "warehouse": WarehouseResource(
+                home=str(settings.home),
+                inbox_sweep_ticks=settings.inbox_sweep_ticks,
+                inbox_follow_symlinks=settings.inbox_follow_symlinks,
+            ),
             # Only a URL here: the sensors open the queue inside their evaluations, never at import.
             "intake_queue": IntakeQueueResource(url=settings.intake_db_url),
             # prepare_model_job talks to Ollama even when the embedder is the offline one, so the model can be

@@ -160,6 +160,12 @@ def documents(
     started = time.perf_counter()
     layout = warehouse.layout
     inbox = layout.inbox(collection)
+    if layout.linked_inbox(collection):
+        raise dg.Failure(
+            description=f"the inbox folder of {collection!r} is a symbolic link: not indexed, so that no link can "
+            "bring files from elsewhere into an index; set ORCA_INBOX_FOLLOW_SYMLINKS=1 to index what it points to",
+            allow_retries=False,
+        )
     if not inbox.is_dir():
         context.log.warning(f"inbox folder {inbox} does not exist: the collection has no documents")
     previous = _previous_documents(warehouse, collection)

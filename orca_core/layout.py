@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from orca_core.names import is_ignored_name
@@ -69,10 +69,12 @@ def check_collection(name: str) -> str:
 
 @dataclass(frozen=True)
 class CollectionFolders:
-    """The folders directly under the inbox: collections, and visible folders whose names are not valid."""
+    """The folders directly under the inbox: collections, visible folders whose names are not valid, and valid
+    ones that are symbolic links (not collections unless links are followed)."""
 
     valid: list[str]
     invalid: list[str]
+    linked: list[str] = field(default_factory=list)
 
 
 class Layout(abc.ABC):
@@ -94,6 +96,10 @@ class Layout(abc.ABC):
     def collections(self) -> list[str]:
         """Every collection with an inbox folder or a warehouse folder, sorted: what the catalogs list."""
 
+    @abc.abstractmethod
+    def linked_inbox(self, collection: str) -> bool:
+        """True when the collection's inbox folder is a symbolic link that must not be followed."""
+
     def has_collection(self, collection: str) -> bool:
         """True when the collection has an inbox or a warehouse folder."""
         return self.inbox(collection).is_dir() or self.warehouse(collection).is_dir()
@@ -112,9 +118,14 @@ class Layout(abc.ABC):
 
 @dataclass(frozen=True)
 class LocalLayout(Layout):
-    """The layout on a local (or mounted) file system under `home`."""
+    """The layout on a local (or mounted) file system under `home`.
+
+    A collection folder that is a symbolic link (`inbox/etc -> /etc`) would index, and let callers delete,
+    whatever it points to: it is no collection unless `follow_symlinks` (ORCA_INBOX_FOLLOW_SYMLINKS) says so.
+    """
 
     home: Path
+    follow_symlinks: bool = False
 
     @property
     def inbox_root(self) -> Path:
@@ -144,10 +155,18 @@ class LocalLayout(Layout):
         return self.warehouse_root / check_collection(collection)
 
     def collection_folders(self) -> CollectionFolders:
-        valid, invalid = [], []
+        valid, invalid, linked = [], [], []
         for name in _visible_folders(self.inbox_root):
-            (valid if is_valid_collection(name) else invalid).append(name)
-        return CollectionFolders(sorted(valid), sorted(invalid))
+            if not is_valid_collection(name):
+                invalid.append(name)
+            elif self.linked_inbox(name):
+                linked.append(name)
+            else:
+                valid.append(name)
+        return CollectionFolders(sorted(valid), sorted(invalid), sorted(linked))
+
+    def linked_inbox(self, collection: str) -> bool:
+        return not self.follow_symlinks and self.inbox(collection).is_symlink()
 
     def collections(self) -> list[str]:
         names = set(self.collection_folders().valid)

@@ -115,6 +115,9 @@ class OrcaSettings(BaseSettings):
     # -- schedules and sensors ------------------------------------------------------------------------
     reindex_cron: str = Field("0 3 * * *", description="When the reindex schedule runs.")
     timezone: str = Field("UTC", description="IANA time zone of the reindex schedule.")
+    inbox_follow_symlinks: bool = Field(
+        False, description="Index collection folders that are symbolic links (off: refused, with a warning)."
+    )
     inbox_sweep_ticks: PositiveInt = Field(
         8, description="The inbox sensor re-stats every file at least once in this many ticks."
     )
@@ -177,7 +180,7 @@ class OrcaSettings(BaseSettings):
     @property
     def layout(self) -> LocalLayout:
         """Where every file under ORCA_HOME lives."""
-        return LocalLayout(self.home)
+        return LocalLayout(self.home, follow_symlinks=self.inbox_follow_symlinks)
 
     @property
     def ollama_hosts(self) -> list[str]:

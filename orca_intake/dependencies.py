@@ -20,6 +20,7 @@ from orca_intake.auth import Principal, authenticate
 from orca_intake.errors import InvalidInput, NotFound
 from orca_intake.group_commit import DocumentWriter
 from orca_intake.metrics import IntakeMetrics
+from orca_resources.inbox import collection_inbox
 from orca_resources.intake_queue import IntakeQueue
 
 
@@ -72,8 +73,8 @@ CollectionDep = Annotated[str, Depends(valid_collection)]
 
 
 async def existing_inbox(collection: CollectionDep, settings: SettingsDep) -> Path:
-    """The inbox folder of a collection that exists, or 404."""
-    inbox = settings.layout.inbox(collection)
+    """The inbox folder of a collection that exists, or 404 (409 for a folder that is a link Orca may not follow)."""
+    inbox = collection_inbox(settings.layout, collection)
     if not inbox.is_dir():
         raise NotFound(
             f"collection '{collection}' does not exist: post documents to it to create it",

@@ -19,6 +19,7 @@ from orca_core import loaders, names
 from orca_core.settings import OrcaSettings
 from orca_intake.errors import InvalidInput, PayloadTooLarge
 from orca_intake.group_commit import DocumentWriter, StoreJob
+from orca_resources import inbox
 from orca_resources.inbox_staging import NewDocument
 from orca_resources.intake_queue import IntakeQueue
 
@@ -169,5 +170,6 @@ async def store(
     ]
     payload = {"doc_ids": [s.doc_id for s in submissions], "metadata": sum(1 for s in submissions if s.metadata)}
     row = ("documents", collection, payload, request_id)
-    await writer.store(StoreJob(queue, settings.layout.inbox(collection), documents, row))
+    inbox_dir = inbox.collection_inbox(settings.layout, collection)
+    await writer.store(StoreJob(queue, inbox_dir, documents, row))
     return request_id

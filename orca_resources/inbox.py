@@ -13,7 +13,7 @@ import os
 import stat
 from pathlib import Path
 
-from orca_core.layout import SOURCES_DIR, legacy_source_record, source_record
+from orca_core.layout import SOURCES_DIR, Layout, legacy_source_record, source_record
 from orca_core.names import validate_doc_id
 from orca_resources.warehouse import fsync_dir
 
@@ -51,6 +51,17 @@ def unlinked(inbox_dir: Path, relative: str | Path, *, last: bool = True) -> Pat
                 "through links inside an inbox"
             )
     return Path(inbox_dir) / relative
+
+
+def collection_inbox(layout: Layout, collection: str) -> Path:
+    """The folder documents of `collection` are written to and deleted from; InboxConflict when it is a link
+    that the settings do not allow to follow (ORCA_INBOX_FOLLOW_SYMLINKS)."""
+    if layout.linked_inbox(collection):
+        raise InboxConflict(
+            f"the inbox folder of '{collection}' is a symbolic link; Orca does not write or delete through it "
+            "(an administrator can allow it with ORCA_INBOX_FOLLOW_SYMLINKS=1)"
+        )
+    return layout.inbox(collection)
 
 
 def doc_path(inbox_dir: Path, doc_id: str) -> Path:

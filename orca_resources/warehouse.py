@@ -165,6 +165,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     home: str = ".orca"
     inbox_sweep_ticks: int = OrcaSettings.model_fields["inbox_sweep_ticks"].default  # see OrcaSettings
+    inbox_follow_symlinks: bool = False  # see OrcaSettings
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Per run, not at import: the pool is process-wide, and importers such as the intake need not change it.
@@ -172,7 +173,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @property
     def layout(self) -> LocalLayout:
-        return LocalLayout(Path(self.home).expanduser().resolve())
+        return LocalLayout(Path(self.home).expanduser().resolve(), follow_symlinks=self.inbox_follow_symlinks)
 
     def collection_dir(self, collection: str) -> Path:
         """The collection's warehouse folder, created when missing."""

@@ -121,12 +121,18 @@ def inbox_sensor(
     folders = layout.collection_folders()
     names, invalid = folders.valid, folders.invalid
 
-    bad = text_digest("\n".join(invalid))
-    if invalid and bad != state["bad"]:
-        context.log.warning(
-            f"ignoring {len(invalid)} inbox folder(s) that are not valid collection names "
-            f"({COLLECTION_RULE}): {', '.join(invalid[:20])}"
-        )
+    bad = text_digest("\n".join(invalid) + "\0" + "\n".join(folders.linked))
+    if (invalid or folders.linked) and bad != state["bad"]:  # said once per change, not every tick
+        if invalid:
+            context.log.warning(
+                f"ignoring {len(invalid)} inbox folder(s) that are not valid collection names "
+                f"({COLLECTION_RULE}): {', '.join(invalid[:20])}"
+            )
+        if folders.linked:
+            context.log.warning(
+                f"ignoring {len(folders.linked)} inbox folder(s) that are symbolic links: "
+                f"{', '.join(folders.linked[:20])}; set ORCA_INBOX_FOLLOW_SYMLINKS=1 to index what they point to"
+            )
     state["bad"] = bad
 
     known = set(context.instance.get_dynamic_partitions(collections_partitions.name))

@@ -38,6 +38,9 @@ def test_collection_folders_and_collections(tmp_path):
     (tmp_path / "warehouse" / "gone").mkdir(parents=True)  # its inbox was deleted; its index remains
     (tmp_path / "warehouse" / ".docs.purge-1234").mkdir()
     folders = layout.collection_folders()
-    assert folders.valid == ["docs", "linked", "notes"] and folders.invalid == ["Bad Name"]
-    assert layout.collections() == ["docs", "gone", "linked", "notes"]
+    assert folders.valid == ["docs", "notes"] and folders.invalid == ["Bad Name"] and folders.linked == ["linked"]
+    assert layout.collections() == ["docs", "gone", "notes"]
     assert layout.has_collection("gone") and not layout.has_collection("never")
+    assert layout.linked_inbox("linked") and not layout.linked_inbox("docs")
+    following = LocalLayout(tmp_path, follow_symlinks=True)  # ORCA_INBOX_FOLLOW_SYMLINKS=1
+    assert following.collection_folders().valid == ["docs", "linked", "notes"] and not following.linked_inbox("linked")

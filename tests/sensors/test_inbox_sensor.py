@@ -61,6 +61,20 @@ def test_invalid_folder_names_are_ignored_and_reported_once(sensor_harness, late
     assert len(warnings) == 1 and "Bad Name" in warnings[0] and "UPPER" in warnings[0] and ".hidden" not in warnings[0]
 
 
+def test_collection_folders_that_are_links_are_ignored_and_reported_once(sensor_harness, later, capsys, tmp_path):
+    target = tmp_path / "etc"
+    target.mkdir()
+    (target / "passwd.txt").write_text("root:x:0:0", encoding="utf-8")
+    (sensor_harness.home / "inbox" / "etc").symlink_to(target, target_is_directory=True)
+    (sensor_harness.inbox("ok") / "a.txt").write_text("text", encoding="utf-8")
+
+    first, second = settle(sensor_harness)
+    assert sensor_harness.instance.get_dynamic_partitions("collections") == ["ok"]
+    assert [r.partition_key for r in second.run_requests] == ["ok"]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "symbolic links" in line]
+    assert len(warnings) == 1 and "etc" in warnings[0] and "ORCA_INBOX_FOLLOW_SYMLINKS=1" in warnings[0]
+
+
 def test_hidden_temporary_and_sidecar_files_never_trigger(sensor_harness, later):
     docs = sensor_harness.inbox("docs")
     (docs / "real.md").write_text("real", encoding="utf-8")

@@ -223,3 +223,26 @@ def test_a_document_that_converts_to_nothing_is_refused_at_once(intake, doc_id, 
     upload = httpx.post(f"{url}/v1/collections/docs/documents", files={"files": (doc_id, text.encode(), "text/plain")})
     assert upload.status_code == 422, upload.text
     assert not (home / "inbox" / "docs" / doc_id).exists()
+
+
+def test_a_collection_folder_that_is_a_link_is_no_collection(intake, tmp_path):
+    url, home = intake
+    target = tmp_path / "etc"
+    target.mkdir()
+    (target / "passwd.txt").write_text("root:x:0:0", encoding="utf-8")
+    (home / "inbox").mkdir(parents=True, exist_ok=True)
+    os.symlink(target, home / "inbox" / "etc")
+    listed = httpx.get(f"{url}/v1/collections").json()["collections"]
+    assert [c["name"] for c in listed] == []
+    post = httpx.post(f"{url}/v1/collections/etc/documents", json={"documents": [{"id": "a.md", "text": "a"}]})
+    delete = httpx.delete(f"{url}/v1/collections/etc/documents/passwd.txt")
+    for answer in (post, delete):
+        assert answer.status_code == 409 and "symbolic link" in answer.json()["error"]["message"], answer.text
+    assert sorted(p.name for p in target.iterdir()) == ["passwd.txt"]
+
+    result = run_cli(["materialize", "etc"], env=orca_env(home), timeout=120)
+    assert result.returncode == 1 and "ORCA_INBOX_FOLLOW_SYMLINKS" in result.stderr, result.stdout + result.stderr
+    assert not (home / "warehouse" / "etc" / "embedding_index.parquet").exists()
+    allowed = run_cli(["materialize", "etc"], env=orca_env(home, ORCA_INBOX_FOLLOW_SYMLINKS="1"), timeout=120)
+    assert allowed.returncode == 0, allowed.stdout[-2000:] + allowed.stderr[-2000:]
+    assert indexed(home, "etc") == {"passwd.txt"}
