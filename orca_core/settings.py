@@ -33,6 +33,11 @@ EMBEDDERS: tuple[str, ...] = get_args(EmbedderName)
 _environ: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("orca_environ", default=None)
 
 PositiveInt = Annotated[int, Field(ge=1)]
+# A guessable token or secret opens the intake to anyone: refused at start, not accepted silently.
+MIN_TOKEN_CHARS = 16
+MIN_SECRET_BYTES = 32
+MAKE_SECRET = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+SECRET_FIELDS = frozenset({"intake_tokens", "intake_jwt_secret"})  # never repeated in an error message
 
 
 class SettingsError(ValueError):
@@ -107,6 +112,9 @@ class OrcaSettings(BaseSettings):
     intake_jwks_url: str | None = Field(None, description="JWKS URL whose keys sign accepted JWTs.")
     intake_jwt_audience: str | None = Field(None, description="Required `aud` of a JWT.")
     intake_jwt_issuer: str | None = Field(None, description="Required `iss` of a JWT.")
+    intake_jwt_max_lifetime: PositiveInt = Field(
+        86400, description="Seconds a JWT may still be valid for (its numeric `exp` at most this far ahead)."
+    )
     intake_max_body_bytes: PositiveInt = Field(32 * 1024 * 1024, description="Largest request body.")
     intake_max_documents: PositiveInt = Field(1000, description="Most documents (or inputs) in one request.")
     intake_max_text_bytes: PositiveInt = Field(
@@ -156,6 +164,20 @@ class OrcaSettings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return (value.strip() or None) if isinstance(value, str) else value
+
+    @field_validator("intake_tokens")
+    @classmethod
+    def _long_tokens(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(len(token) < MIN_TOKEN_CHARS for token in value):
+            raise ValueError(f"every token must be at least {MIN_TOKEN_CHARS} characters; {MAKE_SECRET}")
+        return value
+
+    @field_validator("intake_jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode("utf-8")) < MIN_SECRET_BYTES:
+            raise ValueError(f"an HS256 secret must be at least {MIN_SECRET_BYTES} bytes; {MAKE_SECRET}")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -223,5 +245,6 @@ def _describe(error: ValidationError) -> str:
         field = str(problem["loc"][0]) if problem["loc"] else ""
         name = env_name(field) if field in OrcaSettings.model_fields else field
         message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"{name}={problem['input']!r}: {message}" if field else message)
+        shown = "<hidden>" if field in SECRET_FIELDS else repr(problem["input"])
+        lines.append(f"{name}={shown}: {message}" if field else message)
     return "; ".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
+import time
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -100,7 +101,7 @@ def _verify_jwt(token: str, settings: OrcaSettings, jwks: jwt.PyJWKClient | None
     else:
         raise _refuse(f"tokens signed with {header.get('alg')!r} are not accepted")
     try:
-        return jwt.decode(
+        claims = jwt.decode(
             token,
             key,
             algorithms=algorithms,
@@ -119,6 +120,18 @@ def _verify_jwt(token: str, settings: OrcaSettings, jwks: jwt.PyJWKClient | None
         raise _refuse(f"the token lacks the required claim '{error.claim}'") from None
     except jwt.InvalidTokenError:
         raise _refuse("the token's signature or claims are invalid") from None
+    return _check_lifetime(claims, settings.intake_jwt_max_lifetime)
+
+
+def _check_lifetime(claims: dict, max_lifetime: int) -> dict:
+    """A token must say when it expires as a number (PyJWT also takes a numeric string) and not too far ahead:
+    a token valid for a century is as good as a password that never changes."""
+    expires = claims.get("exp")
+    if isinstance(expires, bool) or not isinstance(expires, (int, float)):
+        raise _refuse("the token's 'exp' claim must be a number (seconds since the epoch)")
+    if expires - time.time() > max_lifetime + CLOCK_SKEW_SECONDS:
+        raise _refuse(f"the token is valid for longer than the {max_lifetime} seconds this intake accepts")
+    return claims
 
 
 async def authenticate(

@@ -30,12 +30,12 @@ def test_values_come_from_the_mapping_given_or_the_environment(tmp_path, monkeyp
     assert OrcaSettings.from_env().home == tmp_path / "from-env"
     given = OrcaSettings.from_env(
         {"ORCA_HOME": str(tmp_path / "given"), "DAGSTER_HOME": str(tmp_path / "d"), "OLLAMA_HOST": "a:1, http://b:2/",
-         "ORCA_EMBEDDER": " Hashing ", "ORCA_INTAKE_TOKENS": "t1, ,t2", "ORCA_WEBSERVER_PORT": "3100",
+         "ORCA_EMBEDDER": " Hashing ", "ORCA_INTAKE_TOKENS": "token-one-0123456789, ,token-two-0123456789", "ORCA_WEBSERVER_PORT": "3100",
          "ORCA_INTAKE_PORT": ""}
     )
     assert given.home == tmp_path / "given" and given.dagster_home == tmp_path / "d"
     assert given.ollama_hosts == ["http://a:1", "http://b:2"] and given.embedder == "hashing"
-    assert given.intake_tokens == ("t1", "t2") and given.intake_auth_enabled
+    assert given.intake_tokens == ("token-one-0123456789", "token-two-0123456789") and given.intake_auth_enabled
     assert given.webserver_url == "http://127.0.0.1:3100" and given.intake_port == 8000  # empty means unset
     assert given.run_url("r1") == "http://127.0.0.1:3100/runs/r1" and given.run_url(None) is None
 
@@ -51,10 +51,10 @@ def test_an_invalid_value_names_its_variable(name, value):
 
 
 def test_child_processes_get_the_same_settings(tmp_path):
-    settings = OrcaSettings.from_env({"ORCA_HOME": str(tmp_path), "ORCA_INTAKE_TOKENS": "a,b"})
+    settings = OrcaSettings.from_env({"ORCA_HOME": str(tmp_path), "ORCA_INTAKE_TOKENS": "aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb"})
     environ = settings.child_environ()
     assert OrcaSettings.from_env(environ) == settings
-    assert environ["DAGSTER_HOME"] == str(tmp_path / "dagster") and environ["ORCA_INTAKE_TOKENS"] == "a,b"
+    assert environ["DAGSTER_HOME"] == str(tmp_path / "dagster") and environ["ORCA_INTAKE_TOKENS"] == "aaaaaaaaaaaaaaaa,bbbbbbbbbbbbbbbb"
 
 
 def test_settings_survive_pickling_into_worker_processes(tmp_path):

@@ -229,7 +229,7 @@ def test_loopback_hosts_need_no_token(intake_settings, host):
 def test_other_hosts_need_a_token(intake_settings, host):
     with pytest.raises(UnsafeBind, match="ORCA_INTAKE_TOKENS"):
         check_bind(host, intake_settings())
-    check_bind(host, intake_settings(ORCA_INTAKE_TOKENS="t-0123456789"))
+    check_bind(host, intake_settings(ORCA_INTAKE_TOKENS="t-0123456789abcdef"))
     check_bind(host, intake_settings(ORCA_INTAKE_JWKS_URL="https://issuer.test/jwks.json"))
 
 

@@ -70,3 +70,48 @@ def test_a_known_callers_json_is_measured_before_it_is_parsed(intake):
     assert rss_mib(pid) - before < 300, "a refused body was parsed anyway"
     ok = post(f"{url}/v1/jobs", b'{"kind": "prepare_model"}', TOKEN)
     assert ok.status_code == 202, ok.text
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("ORCA_INTAKE_TOKENS", "short-token"), ("ORCA_INTAKE_TOKENS", "long-enough-token-01,tiny9"),
+     ("ORCA_INTAKE_JWT_SECRET", "weak-hs256-secret")],
+)
+def test_weak_tokens_and_secrets_stop_the_intake_at_start(tmp_path, name, value):
+    process, _ = start_intake(tmp_path, **{name: value})
+    try:
+        code = process.process.wait(timeout=60)
+        output = process.output()
+    finally:
+        process.stop()
+    assert code == 2 and name in output and "at least" in output, output
+    assert all(secret not in output for secret in value.split(","))  # the secrets themselves are never printed
+
+
+def hs256(claims: dict) -> str:
+    import jwt
+
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+SECRET = "a-shared-secret-of-at-least-32-bytes-for-tests"
+
+
+def test_a_jwt_must_expire_as_a_number_and_soon(tmp_path):
+    import time
+
+    process, url = start_intake(tmp_path, ORCA_INTAKE_JWT_SECRET=SECRET, ORCA_INTAKE_JWT_MAX_LIFETIME="3600")
+    try:
+        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+        now = int(time.time())
+        cases = {
+            "fine": (now + 600, 200),
+            "exp as a string": (str(now + 600), 401),
+            "a century away": (now + 100 * 365 * 86400, 401),
+            "just over the limit": (now + 3600 + 120, 401),
+        }
+        for label, (expires, status) in cases.items():
+            answer = httpx.get(f"{url}/v1/collections", headers={"Authorization": f"Bearer {hs256({'exp': expires})}"})
+            assert answer.status_code == status, (label, answer.text)
+    finally:
+        process.stop()
