@@ -115,6 +115,15 @@ class OrcaSettings(BaseSettings):
     intake_jwt_max_lifetime: PositiveInt = Field(
         86400, description="Seconds a JWT may still be valid for (its numeric `exp` at most this far ahead)."
     )
+    intake_trust_loopback: bool = Field(
+        True, description="Without tokens, serve callers on this machine; off behind a local reverse proxy."
+    )
+    intake_forwarded_allow_ips: str | None = Field(
+        None, description="Proxies whose X-Forwarded-For is believed (comma-separated IPs); unset: never."
+    )
+    intake_cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Comma-separated browser origins allowed to call the intake (with tokens); unset: none."
+    )
     intake_max_body_bytes: PositiveInt = Field(32 * 1024 * 1024, description="Largest request body.")
     intake_max_documents: PositiveInt = Field(1000, description="Most documents (or inputs) in one request.")
     intake_max_text_bytes: PositiveInt = Field(
@@ -155,12 +164,15 @@ class OrcaSettings(BaseSettings):
             raise ValueError(f"must be one of {', '.join(map(repr, EMBEDDERS))}, not {value!r}")
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("intake_tokens", mode="before")
+    @field_validator("intake_tokens", "intake_cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         return tuple(t.strip() for t in value.split(",") if t.strip()) if isinstance(value, str) else value
 
-    @field_validator("intake_jwt_secret", "intake_jwks_url", "intake_jwt_audience", "intake_jwt_issuer", mode="before")
+    @field_validator(
+        "intake_jwt_secret", "intake_jwks_url", "intake_jwt_audience", "intake_jwt_issuer", "intake_forwarded_allow_ips",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return (value.strip() or None) if isinstance(value, str) else value

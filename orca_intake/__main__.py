@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
         timeout_graceful_shutdown=10,
         server_header=False,
+        # X-Forwarded-For would let a caller on this machine claim any address: believed only from the
+        # proxies ORCA_INTAKE_FORWARDED_ALLOW_IPS names.
+        proxy_headers=settings.intake_forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.intake_forwarded_allow_ips,
     )
     return 0
 

@@ -14,10 +14,12 @@ from importlib.metadata import PackageNotFoundError, version
 import jwt
 from fastapi import Depends, FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 
 from orca_core.settings import OrcaSettings
 from orca_intake.auth import authenticate
 from orca_intake.auth_first import AuthenticateFirst
+from orca_intake.browser_guard import BrowserGuard
 from orca_intake.errors import install_error_handlers
 from orca_intake.group_commit import DocumentWriter
 from orca_intake.limits import BodySizeLimit
@@ -99,6 +101,14 @@ def create_app(settings: OrcaSettings | None = None) -> FastAPI:
     # add_middleware wraps what is already there: metrics outermost, so they also count 413 answers.
     app.add_middleware(BodySizeLimit, max_bytes=settings.intake_max_body_bytes)
     app.add_middleware(AuthenticateFirst)  # before the body limit: an unknown caller's body is never read
+    if not settings.intake_auth_enabled:
+        app.add_middleware(BrowserGuard)  # outside the caller check: a foreign page's request goes no further
+    elif settings.intake_cors_origins:
+        # Outside the caller check too: a preflight carries no token and is answered here.
+        app.add_middleware(
+            CORSMiddleware, allow_origins=list(settings.intake_cors_origins), allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"], max_age=600,
+        )
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # The /v1 routers carry their prefix themselves, so route templates in metrics include it.
     protected = [Depends(authenticate)]

@@ -152,6 +152,12 @@ async def identify(request: Request) -> Principal:
     settings: OrcaSettings = request.app.state.settings
     if not settings.intake_auth_enabled:
         # `python -m orca_intake` only binds loopback without auth; this also covers a hand-run uvicorn.
+        if not settings.intake_trust_loopback:
+            raise Forbidden(
+                "this intake trusts no caller: it has no ORCA_INTAKE_TOKENS and ORCA_INTAKE_TRUST_LOOPBACK is off "
+                "(behind a local reverse proxy every caller would look local)",
+                code="no_trusted_callers",
+            )
         client = request.client.host if request.client else ""
         if not is_loopback(client):
             raise Forbidden(

@@ -71,7 +71,10 @@ def intake_app_factory(intake_settings):
 
     def make(settings=None, *, client=LOOPBACK_CLIENT, raise_server_exceptions=True, **env: str):
         app = create_app(settings or intake_settings(**env))
-        test_client = TestClient(app, client=client, raise_server_exceptions=raise_server_exceptions)
+        # A loopback Host, as a local client sends: a token-less intake refuses other names (DNS rebinding).
+        test_client = TestClient(
+            app, base_url="http://127.0.0.1:8000", client=client, raise_server_exceptions=raise_server_exceptions
+        )
         test_client.__enter__()
         opened.append(test_client)
         return test_client

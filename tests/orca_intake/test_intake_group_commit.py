@@ -29,7 +29,7 @@ def _files(folder: Path) -> list[Path]:
 
 async def _post_concurrently(app, bodies: list[dict]) -> list[httpx.Response]:
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://intake") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
         return await asyncio.gather(*(client.post("/v1/collections/docs/documents", json=b) for b in bodies))
 
 

@@ -114,7 +114,7 @@ def test_a_literal_dotdot_on_the_wire_cannot_leave_the_inbox(intake_server):
     port = int(url.rsplit(":", 1)[1])
     for target in ("/v1/collections/c/documents/../victim.txt", "/v1/collections/c/documents/a/../../victim.txt"):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-            sock.sendall(f"DELETE {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            sock.sendall(f"DELETE {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
             answer = b""
             while chunk := sock.recv(65536):
                 answer += chunk

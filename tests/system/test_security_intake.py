@@ -115,3 +115,57 @@ def test_a_jwt_must_expire_as_a_number_and_soon(tmp_path):
             assert answer.status_code == status, (label, answer.text)
     finally:
         process.stop()
+
+
+def test_a_token_less_intake_serves_this_machine_only(tmp_path):
+    process, url = start_intake(tmp_path)
+    try:
+        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+        port = url.rsplit(":", 1)[1]
+        form = {"files": ("a.md", b"# A\n\nposted by a page", "text/markdown")}
+        documents = f"{url}/v1/collections/docs/documents"
+        refused = {
+            "DNS rebinding: a foreign Host": {"Host": f"evil.example.com:{port}"},
+            "a form on a foreign page": {"Origin": "https://evil.example.com"},
+            "a sandboxed page": {"Origin": "null"},
+            "a cross-site fetch": {"Sec-Fetch-Site": "cross-site"},
+        }
+        for label, headers in refused.items():
+            answer = httpx.post(documents, files=form, headers=headers)
+            assert answer.status_code == 403 and answer.json()["error"]["code"] == "cross_site_refused", (label, answer.text)
+            read = httpx.get(f"{url}/health/detailed", headers=headers)
+            assert read.status_code == 403, (label, read.text)
+        assert not (tmp_path / "home" / "inbox" / "docs").exists()
+        local_page = httpx.post(documents, files=form, headers={"Origin": f"http://localhost:{port}"})
+        assert local_page.status_code == 202, local_page.text
+        # X-Forwarded-For is not believed unless ORCA_INTAKE_FORWARDED_ALLOW_IPS names the proxy.
+        forwarded = httpx.get(f"{url}/v1/collections", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert forwarded.status_code == 200, forwarded.text
+    finally:
+        process.stop()
+
+
+def test_loopback_trust_can_be_turned_off_for_an_intake_behind_a_proxy(tmp_path):
+    process, url = start_intake(tmp_path, ORCA_INTAKE_TRUST_LOOPBACK="0")
+    try:
+        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+        answer = httpx.get(f"{url}/v1/collections")
+        assert answer.status_code == 403 and answer.json()["error"]["code"] == "no_trusted_callers", answer.text
+    finally:
+        process.stop()
+
+
+def test_with_tokens_only_the_configured_origins_get_cors_answers(tmp_path):
+    app_origin = "https://app.example.com"
+    process, url = start_intake(tmp_path, ORCA_INTAKE_TOKENS=TOKEN, ORCA_INTAKE_CORS_ORIGINS=app_origin)
+    try:
+        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+        preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+        allowed = httpx.options(f"{url}/v1/search", headers={"Origin": app_origin, **preflight})
+        assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == app_origin
+        other = httpx.options(f"{url}/v1/search", headers={"Origin": "https://evil.example.com", **preflight})
+        assert "access-control-allow-origin" not in other.headers
+        call = httpx.get(f"{url}/v1/collections", headers={"Origin": app_origin, "Authorization": f"Bearer {TOKEN}"})
+        assert call.status_code == 200 and call.headers["access-control-allow-origin"] == app_origin
+    finally:
+        process.stop()
