@@ -124,6 +124,9 @@ class OrcaSettings(BaseSettings):
     intake_cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="Comma-separated browser origins allowed to call the intake (with tokens); unset: none."
     )
+    intake_operations_access: Literal["token", "terse"] = Field(
+        "token", description="With tokens: /health/detailed and /metrics need one (`token`) or tell anyone less (`terse`)."
+    )
     intake_max_body_bytes: PositiveInt = Field(32 * 1024 * 1024, description="Largest request body.")
     intake_max_documents: PositiveInt = Field(1000, description="Most documents (or inputs) in one request.")
     intake_max_text_bytes: PositiveInt = Field(

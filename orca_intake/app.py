@@ -35,7 +35,8 @@ Send documents to Orca and follow what becomes of them.
 Documents posted here are written into `$ORCA_HOME/inbox/<collection>/` and a request is queued; Dagster
 sensors turn requests into runs that update the collection's embedding index. Every error is JSON:
 `{"error": {"code": "...", "message": "..."}}`. When `ORCA_INTAKE_TOKENS` (or a JWT setting) is set, every
-`/v1` endpoint needs `Authorization: Bearer <token>`; `/health/*` and `/metrics` are always open.
+`/v1` endpoint needs `Authorization: Bearer <token>`, and so do `/health/detailed` and `/metrics` unless
+`ORCA_INTAKE_OPERATIONS_ACCESS=terse`; `/health/live` and `/health/ready` are always open.
 """
 
 

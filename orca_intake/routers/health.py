@@ -1,4 +1,9 @@
-"""Health probes and Prometheus metrics; both stay open when `/v1` needs a token.
+"""Health probes and Prometheus metrics.
+
+`/health/live` and `/health/ready` are open to anyone; with tokens configured they are terse (statuses, no
+paths, digests or error texts) unless the caller presents a token. `/health/detailed` and `/metrics` tell
+more (paths, the model's digest, collection names): with tokens configured they need one, or, with
+ORCA_INTAKE_OPERATIONS_ACCESS=terse (for scrapers that cannot send one), answer anyone without those details.
 
 `/health/ready` checks what a request needs: the queue store accepts writes, the inbox is writable, the
 embedder answers with its model present, and the Dagster instance's storage answers. Each check runs in a
@@ -21,12 +26,14 @@ from pydantic import BaseModel
 from orca_core.embedder import Embedder
 from orca_core.settings import OrcaSettings
 from orca_intake.dependencies import EmbedderDep, MetricsDep, QueueDep, SettingsDep
-from orca_intake.errors import ErrorBody, error_response
+from orca_intake.auth import identify
+from orca_intake.errors import ErrorBody, IntakeError, error_response
 from orca_resources.intake_queue import IntakeQueue
 from orca_resources.ollama_client import OllamaClient
 
 router = APIRouter(tags=["operations"])
 
+COLLECTION_FAMILY = b"orca_collection_"
 CHECK_TIMEOUT_SECONDS = 5.0
 DAGSTER_TIMEOUT_SECONDS = 10.0  # the first open of an instance may migrate its SQLite storage
 
@@ -36,7 +43,7 @@ class CheckResult(BaseModel):
 
     status: Literal["ok", "failing"]
     latency_ms: float
-    detail: str
+    detail: str | None = None  # left out for callers who may not see it
 
 
 class HealthReport(BaseModel):
@@ -136,6 +143,26 @@ async def run_checks(
     return HealthReport(status="ok" if healthy else "degraded", checks=ordered)
 
 
+async def _sees_details(request: Request, settings: OrcaSettings, *, required: bool) -> bool:
+    """True when the caller may see details: no tokens are configured, or it presented a valid one.
+
+    With `required` (the detailed endpoints in `token` mode), a caller without one gets the 401 instead."""
+    if not settings.intake_auth_enabled:
+        return True
+    try:
+        await identify(request)
+        return True
+    except IntakeError:
+        if required and settings.intake_operations_access == "token":
+            raise
+        return False
+
+
+def _terse(report: HealthReport) -> HealthReport:
+    checks = {name: check.model_copy(update={"detail": None}) for name, check in report.checks.items()}
+    return report.model_copy(update={"checks": checks})
+
+
 @router.get("/health/live", summary="Liveness")
 async def live() -> Liveness:
     """200 whenever the process serves requests."""
@@ -150,17 +177,20 @@ async def live() -> Liveness:
 async def ready(request: Request, settings: SettingsDep, queue: QueueDep, embedder: EmbedderDep) -> HealthReport:
     """200 when queue, inbox, embedder and Dagster storage all answer; 503 naming the failing ones otherwise."""
     report = await run_checks(request, settings, queue, embedder)
+    if not await _sees_details(request, settings, required=False):
+        report = _terse(report)
     failing = {name: check.detail for name, check in report.checks.items() if check.status != "ok"}
     if failing:
-        message = "not ready: " + "; ".join(f"{name}: {detail}" for name, detail in failing.items())
+        message = "not ready: " + "; ".join(f"{name}: {detail}" if detail else name for name, detail in failing.items())
         return error_response(503, "not_ready", message, report.model_dump(mode="json"))
     return report
 
 
 @router.get("/health/detailed", summary="Every dependency's status and latency")
 async def detailed(request: Request, settings: SettingsDep, queue: QueueDep, embedder: EmbedderDep) -> HealthReport:
-    """Always 200: each dependency with its status, latency in milliseconds and detail."""
-    return await run_checks(request, settings, queue, embedder)
+    """200: each dependency with its status, latency in milliseconds and detail (see the module docstring)."""
+    report = await run_checks(request, settings, queue, embedder)
+    return report if await _sees_details(request, settings, required=True) else _terse(report)
 
 
 @router.get(
@@ -169,6 +199,10 @@ async def detailed(request: Request, settings: SettingsDep, queue: QueueDep, emb
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format."}},
 )
-def metrics(metrics: MetricsDep) -> Response:
-    """Requests by route and status, latency histogram, queue depth by status, documents accepted."""
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(request: Request, settings: SettingsDep, metrics: MetricsDep) -> Response:
+    """Requests by route and status, latency histogram, queue depth by status, documents accepted, runs."""
+    text = await anyio.to_thread.run_sync(generate_latest, metrics.registry)  # it may read the Dagster instance
+    if not await _sees_details(request, settings, required=True):
+        # Collection names are what a stranger should not learn: drop every family labelled by collection.
+        text = b"".join(line for line in text.splitlines(keepends=True) if COLLECTION_FAMILY not in line)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)

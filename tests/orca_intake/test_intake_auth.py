@@ -81,10 +81,15 @@ def test_every_configured_token_is_accepted_on_every_v1_endpoint(token_client):
     assert not token_client.app.state.settings.layout.inbox_root.exists()
 
 
-def test_health_and_metrics_stay_open(token_client):
-    for path in ("/health/live", "/health/detailed", "/metrics"):
-        assert token_client.get(path).status_code == 200, path
-    assert token_client.get("/health/ready").status_code in (200, 503)  # open: answered, never 401
+def test_probes_stay_open_and_details_need_a_token(token_client):
+    assert token_client.get("/health/live").status_code == 200
+    ready = token_client.get("/health/ready")
+    assert ready.status_code in (200, 503)  # open: answered, never 401, and terse
+    checks = ready.json()["checks"] if ready.status_code == 200 else ready.json()["error"]["details"]["checks"]
+    assert all(check["detail"] is None for check in checks.values())
+    for path in ("/health/detailed", "/metrics"):
+        assert_refused(token_client.get(path))
+        assert token_client.get(path, headers=bearer("first-token-0123456789")).status_code == 200, path
 
 
 def test_tokens_allow_remote_clients(intake_app_factory):

@@ -39,10 +39,13 @@ EXAMPLES = {GenerationMode.POSITIVE: 50, GenerationMode.NEGATIVE: 30}
 
 @pytest.fixture
 def fuzzed_app(intake_settings, write_index):
-    """An intake with one token, a collection with a document and a served index, and a Dagster home."""
+    """An intake with one token, a collection with a document and a served index, and a Dagster home.
+
+    Its health pages and metrics answer anyone, tersely (ORCA_INTAKE_OPERATIONS_ACCESS=terse), as for a
+    Prometheus that scrapes without a token."""
     from orca_intake.app import create_app
 
-    config = intake_settings(ORCA_INTAKE_TOKENS=TOKEN)
+    config = intake_settings(ORCA_INTAKE_TOKENS=TOKEN, ORCA_INTAKE_OPERATIONS_ACCESS="terse")
     home = config.home
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     (home / "inbox" / "docs").mkdir(parents=True, exist_ok=True)

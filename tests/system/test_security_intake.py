@@ -169,3 +169,19 @@ def test_with_tokens_only_the_configured_origins_get_cors_answers(tmp_path):
         assert call.status_code == 200 and call.headers["access-control-allow-origin"] == app_origin
     finally:
         process.stop()
+
+
+def test_open_endpoints_tell_strangers_less(tmp_path):
+    home = tmp_path / "home"
+    (home / "inbox" / "secret-project").mkdir(parents=True)
+    process, url = start_intake(tmp_path, ORCA_INTAKE_TOKENS=TOKEN, ORCA_INTAKE_OPERATIONS_ACCESS="terse")
+    try:
+        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+        told = {path: httpx.get(f"{url}{path}", timeout=30).text for path in ("/health/ready", "/health/detailed", "/metrics")}
+        for path, text in told.items():
+            assert str(home) not in text and "sha256:" not in text, (path, text[:300])
+        assert "orca_collection_" not in told["/metrics"] and "orca_intake_requests_total" in told["/metrics"]
+        full = httpx.get(f"{url}/health/detailed", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).json()
+        assert str(home) in full["checks"]["inbox"]["detail"]  # a caller with a token sees everything
+    finally:
+        process.stop()
