@@ -25,8 +25,8 @@ from pydantic import BaseModel
 
 from orca_core.embedder import Embedder
 from orca_core.settings import OrcaSettings
-from orca_intake.dependencies import EmbedderDep, MetricsDep, QueueDep, SettingsDep
 from orca_intake.auth import identify
+from orca_intake.dependencies import EmbedderDep, MetricsDep, QueueDep, SettingsDep
 from orca_intake.errors import ErrorBody, IntakeError, error_response
 from orca_resources.intake_queue import IntakeQueue
 from orca_resources.ollama_client import OllamaClient
