@@ -127,10 +127,17 @@ class OrcaSettings(BaseSettings):
     intake_operations_access: Literal["token", "terse"] = Field(
         "token", description="With tokens: /health/detailed and /metrics need one (`token`) or tell anyone less (`terse`)."
     )
+    intake_rate_limit: str = Field(
+        "50/second;1000/minute",
+        description="Requests each caller (token, JWT subject or address) may send to /v1, per intake; `off` for none.",
+    )
     intake_max_body_bytes: PositiveInt = Field(32 * 1024 * 1024, description="Largest request body.")
     intake_max_documents: PositiveInt = Field(1000, description="Most documents (or inputs) in one request.")
     intake_max_text_bytes: PositiveInt = Field(
         MAX_DOCUMENT_BYTES, description="Largest document; the documents asset reads no more either."
+    )
+    max_collections: PositiveInt = Field(
+        1000, description="Collections there may be; a post or a folder that would add one more is refused."
     )
     # -- schedules and sensors ------------------------------------------------------------------------
     reindex_cron: str = Field("0 3 * * *", description="When the reindex schedule runs.")
@@ -192,6 +199,18 @@ class OrcaSettings(BaseSettings):
     def _long_secret(cls, value: str | None) -> str | None:
         if value is not None and len(value.encode("utf-8")) < MIN_SECRET_BYTES:
             raise ValueError(f"an HS256 secret must be at least {MIN_SECRET_BYTES} bytes; {MAKE_SECRET}")
+        return value
+
+    @field_validator("intake_rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse_many  # only where the intake's settings are checked
+
+        if value.strip().lower() not in ("", "off", "0", "none"):
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError("is not a rate like `50/second;1000/minute` (or `off`)") from None
         return value
 
     @field_validator("timezone")

@@ -24,6 +24,7 @@ from orca_intake.errors import install_error_handlers
 from orca_intake.group_commit import DocumentWriter
 from orca_intake.limits import BodySizeLimit
 from orca_intake.metrics import IntakeMetrics, MetricsMiddleware
+from orca_intake.rate_limit import RateLimiter
 from orca_intake.routers import collections, documents, embeddings, health, jobs, search
 from orca_intake.run_metrics import shared_instance
 from orca_resources.embedders import build_embedder
@@ -92,6 +93,7 @@ def create_app(settings: OrcaSettings | None = None) -> FastAPI:
     settings = settings or OrcaSettings.from_env()
     app = FastAPI(title="Orca intake", version=_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings.intake_rate_limit)
     app.state.dagster_instance = None
     app.state.dagster_lock = threading.Lock()
     app.state.metrics = IntakeMetrics(

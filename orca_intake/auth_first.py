@@ -1,4 +1,4 @@
-"""The `/v1` caller is authenticated from the request's headers before anything reads its body.
+"""The `/v1` caller is authenticated (and its rate counted) from the request's headers before its body is read.
 
 FastAPI reads and parses a route's typed JSON body before it solves the route's dependencies, so a token
 check written as a dependency runs after the body was parsed: 32 MiB of `[[],[],...]` without a token cost
@@ -27,8 +27,10 @@ class AuthenticateFirst:
         if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):
             await self.app(scope, receive, send)
             return
+        request = Request(scope)
         try:
-            principal = await identify(Request(scope))
+            principal = await identify(request)
+            request.app.state.rate_limiter.check(principal, request)
         except IntakeError as error:
             # Closing the connection: the client may still be sending a body nobody will read.
             headers = {**(error.headers or {}), "Connection": "close"}

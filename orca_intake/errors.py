@@ -102,7 +102,7 @@ class BodyTooLarge(StarletteHTTPException):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": HTTPStatus(status).phrase} for status in (401, 413, 422)
+    status: {"model": ErrorBody, "description": HTTPStatus(status).phrase} for status in (401, 413, 422, 429)
 }
 # A JSON body that is not even text (e.g. invalid UTF-8) is refused by FastAPI's body parsing with a 400.
 JSON_BODY_ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

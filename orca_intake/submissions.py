@@ -17,7 +17,7 @@ from typing import Any
 
 from orca_core import loaders, names
 from orca_core.settings import OrcaSettings
-from orca_intake.errors import InvalidInput, PayloadTooLarge
+from orca_intake.errors import Forbidden, InvalidInput, PayloadTooLarge
 from orca_intake.group_commit import DocumentWriter, StoreJob
 from orca_resources import inbox
 from orca_resources.inbox_staging import NewDocument
@@ -139,6 +139,20 @@ def from_upload(filename: str | None, data: bytes, metadata: dict, settings: Orc
     return Submission(doc_id, data, metadata)
 
 
+def check_room_for(settings: OrcaSettings, collection: str) -> None:
+    """403 when posting to `collection` would create one more collection than ORCA_MAX_COLLECTIONS allows.
+
+    Each collection is a partition and its own runs: a caller must not be able to create them without end.
+    Posts racing to create the last ones may overshoot by the few that run at the same moment."""
+    layout = settings.layout
+    if not layout.has_collection(collection) and len(layout.collections()) >= settings.max_collections:
+        raise Forbidden(
+            f"this Orca holds {settings.max_collections} collections, its limit (ORCA_MAX_COLLECTIONS): "
+            f"'{collection}' cannot be created; post to an existing collection or purge one",
+            code="collection_limit",
+        )
+
+
 def check_unique(submissions: list[Submission]) -> None:
     seen: set[str] = set()
     for submission in submissions:
@@ -171,5 +185,6 @@ async def store(
     payload = {"doc_ids": [s.doc_id for s in submissions], "metadata": sum(1 for s in submissions if s.metadata)}
     row = ("documents", collection, payload, request_id)
     inbox_dir = inbox.collection_inbox(settings.layout, collection)
+    check_room_for(settings, collection)
     await writer.store(StoreJob(queue, inbox_dir, documents, row))
     return request_id

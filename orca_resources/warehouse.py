@@ -166,6 +166,7 @@ class WarehouseResource(dg.ConfigurableResource):
     home: str = ".orca"
     inbox_sweep_ticks: int = OrcaSettings.model_fields["inbox_sweep_ticks"].default  # see OrcaSettings
     inbox_follow_symlinks: bool = False  # see OrcaSettings
+    max_collections: int = OrcaSettings.model_fields["max_collections"].default  # see OrcaSettings
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Per run, not at import: the pool is process-wide, and importers such as the intake need not change it.

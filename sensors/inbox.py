@@ -23,7 +23,7 @@ Runs of the REST intake cover the same folders. A change is not run again when
 
 Cursor (JSON, a few dozen bytes per collection): `{"v": 2, "c": {name: {"d": digest acted on, "n": files,
 "p": digest seen last tick, when different}}, "r": collection to resume a walk cut short, "bad": digest of
-the invalid folder names already reported}`. A cursor of another version is read as empty, which costs one
+the invalid or linked folder names already reported, "over": the same for folders past ORCA_MAX_COLLECTIONS}`. A cursor of another version is read as empty, which costs one
 (incremental, idempotent) run per collection.
 """
 
@@ -61,7 +61,7 @@ def _load_cursor(raw: str | None) -> dict:
     if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
         state = {}  # an unreadable cursor only costs one extra (incremental, idempotent) run per collection
     entries = dict(state.get("c") or {})
-    return {"v": CURSOR_VERSION, "c": entries, "r": state.get("r"), "bad": state.get("bad")}
+    return {"v": CURSOR_VERSION, "c": entries, "r": state.get("r"), "bad": state.get("bad"), "over": state.get("over")}
 
 
 def _walk(
@@ -137,6 +137,17 @@ def inbox_sensor(
 
     known = set(context.instance.get_dynamic_partitions(collections_partitions.name))
     new_partitions = [name for name in names if name not in known]
+    room = max(0, warehouse.max_collections - len(known))
+    if over := new_partitions[room:]:
+        # Each collection is a partition with runs of its own: folders past ORCA_MAX_COLLECTIONS wait.
+        new_partitions = new_partitions[:room]
+        names = [name for name in names if name not in over]
+        if text_digest("\n".join(over)) != state.get("over"):
+            context.log.warning(
+                f"not registering {len(over)} inbox folder(s) past ORCA_MAX_COLLECTIONS={warehouse.max_collections}: "
+                f"{', '.join(over[:20])}; purge collections or raise the limit"
+            )
+    state["over"] = text_digest("\n".join(over)) if over else None
 
     cache = inbox_cache(inbox, warehouse.inbox_sweep_ticks)
     cache.begin_tick()

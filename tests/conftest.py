@@ -54,7 +54,8 @@ def intake_settings(tmp_path):
     from orca_core.settings import OrcaSettings
 
     def make(**env: str):
-        values = {"ORCA_HOME": str(tmp_path / "home"), "ORCA_EMBEDDER": "hashing", **env}
+        values = {"ORCA_HOME": str(tmp_path / "home"), "ORCA_EMBEDDER": "hashing", "ORCA_INTAKE_RATE_LIMIT": "off"}
+        values.update(env)
         return OrcaSettings.from_env(values)
 
     return make
@@ -143,6 +144,7 @@ class SensorHarness:
     home: Path
     instance: dg.DagsterInstance
     embedder: object = field(default_factory=HashingEmbedderResource)
+    warehouse_config: dict = field(default_factory=dict)  # WarehouseResource fields a test sets (limits, ...)
     _queue: SensorQueue | None = None
 
     def inbox(self, collection: str) -> Path:
@@ -162,7 +164,7 @@ class SensorHarness:
 
     def resources(self) -> dict:
         return {
-            "warehouse": WarehouseResource(home=str(self.home)),
+            "warehouse": WarehouseResource(home=str(self.home), **self.warehouse_config),
             "intake_queue": self.queue_resource(),
             "embedder": self.embedder,
         }

@@ -198,6 +198,8 @@ def orca_env(home: Path, **overrides: str) -> dict[str, str]:
         ORCA_EMBEDDER="hashing",
         # Nothing listens here, so no test can reach a real Ollama by accident.
         OLLAMA_HOST=closed_port_url(),
+        # Tests post faster than any person; the rate limit has tests of its own that set it.
+        ORCA_INTAKE_RATE_LIMIT="off",
         PYTHONUNBUFFERED="1",
     )
     env.update(overrides)

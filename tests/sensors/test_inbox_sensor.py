@@ -75,6 +75,20 @@ def test_collection_folders_that_are_links_are_ignored_and_reported_once(sensor_
     assert len(warnings) == 1 and "etc" in warnings[0] and "ORCA_INBOX_FOLLOW_SYMLINKS=1" in warnings[0]
 
 
+def test_folders_past_the_collection_limit_wait_and_are_reported_once(sensor_harness, later, capsys):
+    sensor_harness.warehouse_config = {"max_collections": 2}
+    for name in ("a", "b", "c", "d"):
+        (sensor_harness.inbox(name) / "doc.txt").write_text(name, encoding="utf-8")
+
+    first, second = settle(sensor_harness)
+    assert sensor_harness.instance.get_dynamic_partitions("collections") == ["a", "b"]
+    assert sorted(r.partition_key for r in second.run_requests) == ["a", "b"]
+    third = sensor_harness.tick(inbox_sensor, second.cursor)
+    assert not third.run_requests and sensor_harness.instance.get_dynamic_partitions("collections") == ["a", "b"]
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "ORCA_MAX_COLLECTIONS" in line]
+    assert len(warnings) == 1 and "c, d" in warnings[0]
+
+
 def test_hidden_temporary_and_sidecar_files_never_trigger(sensor_harness, later):
     docs = sensor_harness.inbox("docs")
     (docs / "real.md").write_text("real", encoding="utf-8")

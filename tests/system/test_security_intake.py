@@ -185,3 +185,34 @@ def test_open_endpoints_tell_strangers_less(tmp_path):
         assert str(home) in full["checks"]["inbox"]["detail"]  # a caller with a token sees everything
     finally:
         process.stop()
+
+
+def test_callers_over_the_rate_limit_get_429_with_retry_after(tmp_path):
+    process, url = start_intake(tmp_path, ORCA_INTAKE_TOKENS=f"{TOKEN},other-{TOKEN}", ORCA_INTAKE_RATE_LIMIT="5/minute")
+    try:
+        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+        answers = [httpx.get(f"{url}/v1/collections", headers={"Authorization": f"Bearer {TOKEN}"}) for _ in range(7)]
+        assert [a.status_code for a in answers] == [200] * 5 + [429] * 2
+        assert answers[-1].json()["error"]["code"] == "rate_limited" and 0 < int(answers[-1].headers["retry-after"]) <= 60
+        other = httpx.get(f"{url}/v1/collections", headers={"Authorization": f"Bearer other-{TOKEN}"})
+        assert other.status_code == 200  # each token has its own budget
+        assert httpx.get(f"{url}/health/live").status_code == 200  # probes are not counted
+    finally:
+        process.stop()
+
+
+def test_no_caller_can_create_collections_without_end(tmp_path):
+    process, url = start_intake(tmp_path, ORCA_MAX_COLLECTIONS="3")
+    try:
+        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+        answers = [
+            httpx.post(f"{url}/v1/collections/c{number}/documents", json={"documents": [{"id": "a.md", "text": "a"}]})
+            for number in range(5)
+        ]
+        assert [a.status_code for a in answers] == [202, 202, 202, 403, 403]
+        assert answers[-1].json()["error"]["code"] == "collection_limit"
+        again = httpx.post(f"{url}/v1/collections/c0/documents", json={"documents": [{"id": "b.md", "text": "b"}]})
+        assert again.status_code == 202  # an existing collection takes documents as before
+        assert sorted(p.name for p in (tmp_path / "home" / "inbox").iterdir()) == ["c0", "c1", "c2"]
+    finally:
+        process.stop()
