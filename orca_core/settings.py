@@ -131,6 +131,12 @@ class OrcaSettings(BaseSettings):
         "50/second;1000/minute",
         description="Requests each caller (token, JWT subject or address) may send to /v1, per intake; `off` for none.",
     )
+    intake_body_timeout: PositiveInt = Field(
+        60, description="Seconds a request's body may take to arrive (408 after), so a slow sender holds a slot briefly."
+    )
+    intake_max_connections: PositiveInt = Field(
+        500, description="Connections the intake serves at once; more are answered 503 at once."
+    )
     intake_max_body_bytes: PositiveInt = Field(32 * 1024 * 1024, description="Largest request body.")
     intake_max_documents: PositiveInt = Field(1000, description="Most documents (or inputs) in one request.")
     intake_max_text_bytes: PositiveInt = Field(

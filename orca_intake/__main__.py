@@ -44,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
         timeout_graceful_shutdown=10,
         server_header=False,
+        # A slow or idle client holds one of a bounded number of slots (then 503), and an idle connection
+        # goes after a few seconds; a slow body is cut by the body limit's deadline (orca_intake/limits.py).
+        limit_concurrency=settings.intake_max_connections,
+        timeout_keep_alive=5,
         # X-Forwarded-For would let a caller on this machine claim any address: believed only from the
         # proxies ORCA_INTAKE_FORWARDED_ALLOW_IPS names.
         proxy_headers=settings.intake_forwarded_allow_ips is not None,

@@ -102,7 +102,7 @@ def create_app(settings: OrcaSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     # add_middleware wraps what is already there: metrics outermost, so they also count 413 answers.
-    app.add_middleware(BodySizeLimit, max_bytes=settings.intake_max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.intake_max_body_bytes, body_seconds=settings.intake_body_timeout)
     app.add_middleware(AuthenticateFirst)  # before the body limit: an unknown caller's body is never read
     if not settings.intake_auth_enabled:
         app.add_middleware(BrowserGuard)  # outside the caller check: a foreign page's request goes no further

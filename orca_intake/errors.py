@@ -101,6 +101,13 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body is larger than the limit of {limit} bytes")
 
 
+class BodyTooSlow(StarletteHTTPException):
+    """Raised when a body has not arrived within its time: a slow sender must not hold a slot for long."""
+
+    def __init__(self, seconds: float):
+        super().__init__(408, f"the request body did not arrive within {seconds:g} seconds")
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": HTTPStatus(status).phrase} for status in (401, 413, 422, 429)
 }
@@ -134,6 +141,8 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 413:
         return error_response(413, "payload_too_large", message, headers={"Connection": "close"})
+    if exc.status_code == 408:
+        return error_response(408, "body_too_slow", message, headers={"Connection": "close"})
     return error_response(exc.status_code, _http_code(exc.status_code), message, headers=exc.headers)
 
 

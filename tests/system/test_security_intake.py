@@ -216,3 +216,35 @@ def test_no_caller_can_create_collections_without_end(tmp_path):
         assert sorted(p.name for p in (tmp_path / "home" / "inbox").iterdir()) == ["c0", "c1", "c2"]
     finally:
         process.stop()
+
+
+def test_a_slow_client_holds_a_bounded_slot_for_a_bounded_time(tmp_path):
+    import socket
+
+    process, url = start_intake(tmp_path, ORCA_INTAKE_BODY_TIMEOUT="2", ORCA_INTAKE_MAX_CONNECTIONS="4")
+    try:
+        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+            head = (
+                "POST /v1/collections/docs/documents HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            )
+            slow.sendall(head.encode() + b'{"documents"')  # then nothing more: a body at far under 1 byte/s
+            answer = b""
+            while chunk := slow.recv(65536):  # the server answers and closes, well before the socket's timeout
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408") and b"body_too_slow" in answer, answer[:300]
+
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(4)]
+        try:
+            for sock in idle:
+                sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers never finished
+            crowded = httpx.get(f"{url}/health/live", timeout=30)
+            assert crowded.status_code == 503  # past the connection limit: answered at once, not queued
+        finally:
+            for sock in idle:
+                sock.close()
+        assert httpx.get(f"{url}/health/live", timeout=30).status_code == 200
+    finally:
+        process.stop()
