@@ -99,9 +99,11 @@ def test_orca_up_end_to_end(tmp_path, ollama_standin, record_property):
         latencies["orca up -> ready"] = time.monotonic() - test_started
         intake = Intake(intake_url, up)
 
-        # (a) Tokens are set: /v1 needs one of them; health and metrics stay open.
+        # (a) Tokens are set: /v1 needs one of them, and so do the metrics; the probes stay open.
         assert httpx.get(f"{intake_url}/health/live", timeout=10).json() == {"status": "ok"}
-        assert httpx.get(f"{intake_url}/metrics", timeout=10).status_code == 200
+        assert httpx.get(f"{intake_url}/metrics", timeout=10).status_code == 401
+        token_header = {"Authorization": f"Bearer {TOKEN}"}
+        assert httpx.get(f"{intake_url}/metrics", headers=token_header, timeout=10).status_code == 200
         missing = httpx.get(f"{intake_url}/v1/collections", timeout=10)
         assert missing.status_code == 401, missing.text
         assert missing.headers["www-authenticate"].startswith("Bearer")
