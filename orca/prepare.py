@@ -12,8 +12,9 @@ from __future__ import annotations
 from rich.console import Console
 
 from orca_core.settings import OrcaSettings
+from orca_resources.embedders import ollama_resource
 from orca_resources.errors import EmbedderError
-from orca_resources.ollama_client import OllamaClient, OllamaConfig
+from orca_resources.ollama_client import OllamaClient
 from orca_resources.ollama_models import model_digest
 
 JOB_NAME = "prepare_model_job"
@@ -22,10 +23,7 @@ PROBE_TIMEOUT_SECONDS = 2.0
 
 def hosts_missing_model(settings: OrcaSettings) -> tuple[list[str], list[str]]:
     """(hosts that answer, those of them that lack ORCA_EMBED_MODEL); silent hosts are in neither."""
-    config = OllamaConfig(
-        host=settings.ollama_host, model=settings.embed_model, max_retries=0, connect_timeout=PROBE_TIMEOUT_SECONDS,
-        read_timeout=PROBE_TIMEOUT_SECONDS,
-    )
+    config = ollama_resource(settings).ollama_config().probe(PROBE_TIMEOUT_SECONDS)
     answering, missing = [], []
     with OllamaClient(config) as probe:
         for host in probe.http.hosts:

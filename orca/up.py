@@ -110,10 +110,7 @@ def probe_ollama(settings: OrcaSettings) -> tuple[list[str], list[str]]:
 
 def model_is_pulled(host: str, model: str) -> bool | None:
     """Whether `host` lists `model` in /api/tags (None when it cannot tell)."""
-    config = OllamaConfig(
-        host=host, model=model, max_retries=0, connect_timeout=OLLAMA_PROBE_TIMEOUT_SECONDS,
-        read_timeout=OLLAMA_PROBE_TIMEOUT_SECONDS,
-    )
+    config = OllamaConfig(host=host, model=model).probe(OLLAMA_PROBE_TIMEOUT_SECONDS)
     try:
         with OllamaClient(config) as probe:
             return model_digest(probe, probe.http.hosts[0]) is not None

@@ -37,6 +37,7 @@ PositiveInt = Annotated[int, Field(ge=1)]
 MIN_TOKEN_CHARS = 16
 MIN_SECRET_BYTES = 32
 MAKE_SECRET = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+RATE_LIMIT_OFF = ("", "off", "0", "none")  # ORCA_INTAKE_RATE_LIMIT values that mean no limit
 SECRET_FIELDS = frozenset({"intake_tokens", "intake_jwt_secret"})  # never repeated in an error message
 
 
@@ -212,7 +213,7 @@ class OrcaSettings(BaseSettings):
     def _rate_limit(cls, value: str) -> str:
         from limits import parse_many  # only where the intake's settings are checked
 
-        if value.strip().lower() not in ("", "off", "0", "none"):
+        if value.strip().lower() not in RATE_LIMIT_OFF:
             try:
                 parse_many(value)
             except ValueError:

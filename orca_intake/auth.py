@@ -6,6 +6,7 @@ connect: `check_bind` refuses to serve such an intake on anything but a loopback
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import re
@@ -35,7 +36,8 @@ class UnsafeBind(ValueError):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who made the request: `method` is "none" (loopback, no auth), "token" or "jwt"."""
+    """Who made the request: `method` is "none" (loopback, no auth), "token" or "jwt"; `subject` is the JWT's
+    `sub`, or for a static token a short digest of it (never the token itself)."""
 
     method: str
     subject: str | None = None
@@ -173,7 +175,7 @@ async def identify(request: Request) -> Principal:
     if scheme.lower() != "bearer" or not token or " " in token:
         raise _refuse("malformed Authorization header: expected 'Bearer <token>'", error="invalid_request")
     if settings.intake_tokens and _matches_static(token, settings.intake_tokens):
-        return Principal("token")
+        return Principal("token", hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()[:16])
     if settings.intake_jwt_secret or settings.intake_jwks_url:
         jwks = getattr(request.app.state, "jwks_client", None)
         if jwks is not None:

@@ -47,9 +47,13 @@ def parse_json(body: bytes, *, max_containers: int = MAX_CONTAINERS, max_depth: 
     return json.loads(body)
 
 
-def _is_json(request: Request) -> bool:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    return media_type == "application/json" or media_type.endswith("+json")
+def media_type(request: Request) -> str:
+    """The request's media type, lower case and without parameters (`application/json`), or ""."""
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def is_json(kind: str) -> bool:
+    return kind == "application/json" or kind.endswith("+json")
 
 
 class BoundedJSONRoute(APIRoute):
@@ -63,7 +67,7 @@ class BoundedJSONRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def bounded(request: Request) -> Response:
-            if _is_json(request):
+            if is_json(media_type(request)):
                 body = await request.body()
                 if body:
                     try:

@@ -7,7 +7,6 @@ counts on its own, so behind a load balancer a caller gets up to the limit from 
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 
@@ -16,10 +15,9 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 
+from orca_core.settings import RATE_LIMIT_OFF
 from orca_intake.auth import Principal
 from orca_intake.errors import IntakeError
-
-OFF = ("", "off", "0", "none")
 
 
 class TooManyRequests(IntakeError):
@@ -32,7 +30,7 @@ class RateLimiter:
     """Counts each caller's requests against the configured limits (`10/second;600/minute`)."""
 
     def __init__(self, spec: str):
-        self.items: list[RateLimitItem] = [] if spec.strip().lower() in OFF else parse_many(spec)
+        self.items: list[RateLimitItem] = [] if spec.strip().lower() in RATE_LIMIT_OFF else parse_many(spec)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
     def check(self, principal: Principal, request: Request) -> None:
@@ -51,9 +49,6 @@ class RateLimiter:
 
 
 def _caller(principal: Principal, request: Request) -> str:
-    if principal.method == "token":
-        token = request.headers.get("authorization", "").partition(" ")[2].strip()
-        return "token:" + hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    if principal.method == "jwt" and principal.subject:
-        return f"jwt:{principal.subject}"
+    if principal.subject:  # a static token's digest or a JWT's subject
+        return f"{principal.method}:{principal.subject}"
     return "address:" + (request.client.host if request.client else "")

@@ -5,6 +5,7 @@ A plain object, usable anywhere (the REST intake, the CLI, tests); `OllamaResour
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import deque
@@ -58,6 +59,12 @@ class OllamaConfig:
     def hosts(self) -> list[str]:
         """The configured servers as URLs."""
         return split_hosts(self.host)
+
+    def probe(self, seconds: float, connect_seconds: float | None = None) -> OllamaConfig:
+        """This configuration for a quick look at the servers: no retries, `seconds` to answer (and to connect,
+        unless `connect_seconds` says otherwise)."""
+        connect = seconds if connect_seconds is None else connect_seconds
+        return dataclasses.replace(self, max_retries=0, connect_timeout=connect, read_timeout=seconds)
 
     def retry_policy(self) -> RetryPolicy:
         """The retry and breaker settings as the HTTP layer takes them."""

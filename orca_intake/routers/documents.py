@@ -16,7 +16,7 @@ from orca_core.settings import OrcaSettings
 from orca_intake import submissions
 from orca_intake.dependencies import CollectionDep, ExistingInboxDep, MetricsDep, QueueDep, SettingsDep, WriterDep
 from orca_intake.errors import ERROR_RESPONSES, ErrorBody, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
-from orca_intake.json_body import parse_json
+from orca_intake.json_body import is_json, media_type, parse_json
 from orca_resources import inbox
 
 router = APIRouter(prefix="/v1", tags=["documents"])
@@ -158,14 +158,14 @@ async def post_documents(
     (UTF-8 text of a supported type; the file name is the document id). A document with an existing id
     replaces it. The reply comes once the documents are durable and the request is committed.
     """
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type == "application/json" or media_type.endswith("+json"):
+    kind = media_type(request)
+    if is_json(kind):
         found = await _json_documents(request, settings)
-    elif media_type == "multipart/form-data":
+    elif kind == "multipart/form-data":
         found = await _uploaded_documents(request, settings)
     else:
         raise UnsupportedMediaType(
-            f"send documents as application/json or multipart/form-data, not {media_type or 'an untyped body'}"
+            f"send documents as application/json or multipart/form-data, not {kind or 'an untyped body'}"
         )
     request_id = await submissions.store(writer, settings, queue, collection, found)
     metrics.documents_accepted.inc(len(found))

@@ -12,7 +12,6 @@ worker thread under a timeout, so a hung dependency makes the probe fail instead
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 from collections.abc import Callable
@@ -77,10 +76,7 @@ def check_inbox(settings: OrcaSettings) -> str:
 def check_embedder(embedder: Embedder) -> str:
     if isinstance(embedder, OllamaClient):
         # The app's client caches model_info() forever; a fresh client without retries sees the server now.
-        config = dataclasses.replace(
-            embedder.config, max_retries=0, connect_timeout=2.0, read_timeout=CHECK_TIMEOUT_SECONDS
-        )
-        with OllamaClient(config) as probe:
+        with OllamaClient(embedder.config.probe(CHECK_TIMEOUT_SECONDS, connect_seconds=2.0)) as probe:
             info = probe.model_info()
     else:
         info = embedder.model_info()

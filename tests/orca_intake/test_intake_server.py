@@ -7,10 +7,12 @@ tokens the server refuses to bind a public address; metrics expose the counters;
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -31,6 +33,17 @@ def start_intake(tmp_path: Path, *args: str, **env: str) -> tuple[ManagedProcess
         log_path=tmp_path / f"intake-{port}.log",
     )
     return process, f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def running_intake(tmp_path: Path, *args: str, **env: str) -> Iterator[tuple[ManagedProcess, str]]:
+    """`start_intake`, once it answers; stopped when the block ends."""
+    process, url = start_intake(tmp_path, *args, **env)
+    try:
+        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+        yield process, url
+    finally:
+        process.stop()
 
 
 @pytest.fixture

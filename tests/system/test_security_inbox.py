@@ -18,8 +18,8 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 
-from tests.orca_intake.test_intake_server import start_intake
-from tests.processes import orca_env, run_cli, wait_for_url
+from tests.orca_intake.test_intake_server import running_intake
+from tests.processes import orca_env, run_cli
 
 GOOD = {"guide.md": "# Guide\n\nHarbours shelter boats from storms.", "notes/bees.txt": "Bees make honey in hives."}
 
@@ -94,17 +94,8 @@ def test_ids_that_would_inject_markdown_are_escaped_in_the_failure_table(tmp_pat
 
 @pytest.fixture
 def intake(tmp_path):
-    process, url = _started(tmp_path)
-    try:
+    with running_intake(tmp_path) as (_, url):
         yield url, tmp_path / "home"
-    finally:
-        process.stop()
-
-
-def _started(tmp_path: Path):
-    process, url = start_intake(tmp_path)
-    wait_for_url(f"{url}/health/live", timeout=60, process=process)
-    return process, url
 
 
 def test_source_records_are_never_written_read_or_deleted_through_a_link(intake, tmp_path):

@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.orca_intake.test_intake_server import start_intake
-from tests.processes import wait_for_url
+from tests.orca_intake.test_intake_server import running_intake, start_intake
 
 TOKEN = "t-security-0123456789abcdef"
 HUGE = b"[" + b",".join([b"[]"] * 10_000_000) + b"]"  # 30 MB of empty arrays: a gigabyte once parsed
@@ -29,12 +28,10 @@ def rss_mib(pid: int) -> float:
 
 @pytest.fixture
 def intake(tmp_path):
-    process, url = start_intake(tmp_path, ORCA_INTAKE_TOKENS=TOKEN, ORCA_INTAKE_MAX_BODY_BYTES=str(64 * 1024 * 1024))
-    try:
-        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+    with running_intake(
+        tmp_path, ORCA_INTAKE_TOKENS=TOKEN, ORCA_INTAKE_MAX_BODY_BYTES=str(64 * 1024 * 1024),
+    ) as (process, url):
         yield url, process.process.pid
-    finally:
-        process.stop()
 
 
 def post(url: str, body: bytes, token: str | None = None) -> httpx.Response:
@@ -100,9 +97,7 @@ SECRET = "a-shared-secret-of-at-least-32-bytes-for-tests"
 def test_a_jwt_must_expire_as_a_number_and_soon(tmp_path):
     import time
 
-    process, url = start_intake(tmp_path, ORCA_INTAKE_JWT_SECRET=SECRET, ORCA_INTAKE_JWT_MAX_LIFETIME="3600")
-    try:
-        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+    with running_intake(tmp_path, ORCA_INTAKE_JWT_SECRET=SECRET, ORCA_INTAKE_JWT_MAX_LIFETIME="3600") as (_, url):
         now = int(time.time())
         cases = {
             "fine": (now + 600, 200),
@@ -113,14 +108,10 @@ def test_a_jwt_must_expire_as_a_number_and_soon(tmp_path):
         for label, (expires, status) in cases.items():
             answer = httpx.get(f"{url}/v1/collections", headers={"Authorization": f"Bearer {hs256({'exp': expires})}"})
             assert answer.status_code == status, (label, answer.text)
-    finally:
-        process.stop()
 
 
 def test_a_token_less_intake_serves_this_machine_only(tmp_path):
-    process, url = start_intake(tmp_path)
-    try:
-        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+    with running_intake(tmp_path) as (_, url):
         port = url.rsplit(":", 1)[1]
         form = {"files": ("a.md", b"# A\n\nposted by a page", "text/markdown")}
         documents = f"{url}/v1/collections/docs/documents"
@@ -141,25 +132,17 @@ def test_a_token_less_intake_serves_this_machine_only(tmp_path):
         # X-Forwarded-For is not believed unless ORCA_INTAKE_FORWARDED_ALLOW_IPS names the proxy.
         forwarded = httpx.get(f"{url}/v1/collections", headers={"X-Forwarded-For": "203.0.113.9"})
         assert forwarded.status_code == 200, forwarded.text
-    finally:
-        process.stop()
 
 
 def test_loopback_trust_can_be_turned_off_for_an_intake_behind_a_proxy(tmp_path):
-    process, url = start_intake(tmp_path, ORCA_INTAKE_TRUST_LOOPBACK="0")
-    try:
-        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+    with running_intake(tmp_path, ORCA_INTAKE_TRUST_LOOPBACK="0") as (_, url):
         answer = httpx.get(f"{url}/v1/collections")
         assert answer.status_code == 403 and answer.json()["error"]["code"] == "no_trusted_callers", answer.text
-    finally:
-        process.stop()
 
 
 def test_with_tokens_only_the_configured_origins_get_cors_answers(tmp_path):
     app_origin = "https://app.example.com"
-    process, url = start_intake(tmp_path, ORCA_INTAKE_TOKENS=TOKEN, ORCA_INTAKE_CORS_ORIGINS=app_origin)
-    try:
-        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+    with running_intake(tmp_path, ORCA_INTAKE_TOKENS=TOKEN, ORCA_INTAKE_CORS_ORIGINS=app_origin) as (_, url):
         preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
         allowed = httpx.options(f"{url}/v1/search", headers={"Origin": app_origin, **preflight})
         assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == app_origin
@@ -167,44 +150,34 @@ def test_with_tokens_only_the_configured_origins_get_cors_answers(tmp_path):
         assert "access-control-allow-origin" not in other.headers
         call = httpx.get(f"{url}/v1/collections", headers={"Origin": app_origin, "Authorization": f"Bearer {TOKEN}"})
         assert call.status_code == 200 and call.headers["access-control-allow-origin"] == app_origin
-    finally:
-        process.stop()
 
 
 def test_open_endpoints_tell_strangers_less(tmp_path):
     home = tmp_path / "home"
     (home / "inbox" / "secret-project").mkdir(parents=True)
-    process, url = start_intake(tmp_path, ORCA_INTAKE_TOKENS=TOKEN, ORCA_INTAKE_OPERATIONS_ACCESS="terse")
-    try:
-        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+    with running_intake(tmp_path, ORCA_INTAKE_TOKENS=TOKEN, ORCA_INTAKE_OPERATIONS_ACCESS="terse") as (_, url):
         told = {path: httpx.get(f"{url}{path}", timeout=30).text for path in ("/health/ready", "/health/detailed", "/metrics")}
         for path, text in told.items():
             assert str(home) not in text and "sha256:" not in text, (path, text[:300])
         assert "orca_collection_" not in told["/metrics"] and "orca_intake_requests_total" in told["/metrics"]
         full = httpx.get(f"{url}/health/detailed", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30).json()
         assert str(home) in full["checks"]["inbox"]["detail"]  # a caller with a token sees everything
-    finally:
-        process.stop()
 
 
 def test_callers_over_the_rate_limit_get_429_with_retry_after(tmp_path):
-    process, url = start_intake(tmp_path, ORCA_INTAKE_TOKENS=f"{TOKEN},other-{TOKEN}", ORCA_INTAKE_RATE_LIMIT="5/minute")
-    try:
-        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+    with running_intake(
+        tmp_path, ORCA_INTAKE_TOKENS=f"{TOKEN},other-{TOKEN}", ORCA_INTAKE_RATE_LIMIT="5/minute",
+    ) as (_, url):
         answers = [httpx.get(f"{url}/v1/collections", headers={"Authorization": f"Bearer {TOKEN}"}) for _ in range(7)]
         assert [a.status_code for a in answers] == [200] * 5 + [429] * 2
         assert answers[-1].json()["error"]["code"] == "rate_limited" and 0 < int(answers[-1].headers["retry-after"]) <= 60
         other = httpx.get(f"{url}/v1/collections", headers={"Authorization": f"Bearer other-{TOKEN}"})
         assert other.status_code == 200  # each token has its own budget
         assert httpx.get(f"{url}/health/live").status_code == 200  # probes are not counted
-    finally:
-        process.stop()
 
 
 def test_no_caller_can_create_collections_without_end(tmp_path):
-    process, url = start_intake(tmp_path, ORCA_MAX_COLLECTIONS="3")
-    try:
-        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+    with running_intake(tmp_path, ORCA_MAX_COLLECTIONS="3") as (_, url):
         answers = [
             httpx.post(f"{url}/v1/collections/c{number}/documents", json={"documents": [{"id": "a.md", "text": "a"}]})
             for number in range(5)
@@ -214,16 +187,12 @@ def test_no_caller_can_create_collections_without_end(tmp_path):
         again = httpx.post(f"{url}/v1/collections/c0/documents", json={"documents": [{"id": "b.md", "text": "b"}]})
         assert again.status_code == 202  # an existing collection takes documents as before
         assert sorted(p.name for p in (tmp_path / "home" / "inbox").iterdir()) == ["c0", "c1", "c2"]
-    finally:
-        process.stop()
 
 
 def test_a_slow_client_holds_a_bounded_slot_for_a_bounded_time(tmp_path):
     import socket
 
-    process, url = start_intake(tmp_path, ORCA_INTAKE_BODY_TIMEOUT="2", ORCA_INTAKE_MAX_CONNECTIONS="4")
-    try:
-        wait_for_url(f"{url}/health/live", timeout=60, process=process)
+    with running_intake(tmp_path, ORCA_INTAKE_BODY_TIMEOUT="2", ORCA_INTAKE_MAX_CONNECTIONS="4") as (_, url):
         port = int(url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
             head = (
@@ -246,5 +215,3 @@ def test_a_slow_client_holds_a_bounded_slot_for_a_bounded_time(tmp_path):
             for sock in idle:
                 sock.close()
         assert httpx.get(f"{url}/health/live", timeout=30).status_code == 200
-    finally:
-        process.stop()
