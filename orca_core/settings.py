@@ -132,6 +132,9 @@ class OrcaSettings(BaseSettings):
         "50/second;1000/minute",
         description="Requests each caller (token, JWT subject or address) may send to /v1, per intake; `off` for none.",
     )
+    intake_header_timeout: PositiveInt = Field(
+        10, description="Seconds a request's line and headers may take to arrive (408 and closed after)."
+    )
     intake_body_timeout: PositiveInt = Field(
         60, description="Seconds a request's body may take to arrive (408 after), so a slow sender holds a slot briefly."
     )

@@ -14,6 +14,7 @@ import uvicorn
 from orca_core.settings import OrcaSettings
 from orca_intake.app import create_app
 from orca_intake.auth import UnsafeBind, check_bind
+from orca_intake.header_deadline import header_deadline_protocol
 
 USAGE_ERROR = 2
 
@@ -44,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
         timeout_graceful_shutdown=10,
         server_header=False,
-        # A slow or idle client holds one of a bounded number of slots (then 503), and an idle connection
-        # goes after a few seconds; a slow body is cut by the body limit's deadline (orca_intake/limits.py).
+        # A slow or idle client holds one of a bounded number of slots (then 503) for a bounded time: an idle
+        # connection goes after a few seconds, slow headers after ORCA_INTAKE_HEADER_TIMEOUT, and a slow body
+        # after the body limit's deadline (orca_intake/limits.py).
+        http=header_deadline_protocol(settings.intake_header_timeout),
         limit_concurrency=settings.intake_max_connections,
         timeout_keep_alive=5,
         # X-Forwarded-For would let a caller on this machine claim any address: believed only from the

@@ -215,3 +215,57 @@ def test_a_slow_client_holds_a_bounded_slot_for_a_bounded_time(tmp_path):
             for sock in idle:
                 sock.close()
         assert httpx.get(f"{url}/health/live", timeout=30).status_code == 200
+
+
+def test_headers_sent_a_byte_at_a_time_are_cut_off(tmp_path):
+    import socket
+    import time
+
+    with running_intake(tmp_path, ORCA_INTAKE_HEADER_TIMEOUT="2") as (_, url):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+            started = time.monotonic()
+            answer = b""
+            for byte in b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + b"a" * 100:
+                try:
+                    slow.sendall(bytes([byte]))
+                except OSError:
+                    break  # the server closed the connection
+                time.sleep(0.25)  # 4 bytes/s: the headers would need half a minute
+                if answer := slow.recv(65536, socket.MSG_DONTWAIT) if _readable(slow) else b"":
+                    break
+            while chunk := _recv(slow):
+                answer += chunk
+            held = time.monotonic() - started
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert held < 10, held  # cut at the 2 s deadline, not when the client is done
+
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as keep_alive:
+            keep_alive.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert _response(keep_alive).startswith(b"HTTP/1.1 200")
+            time.sleep(2.5)  # past the header deadline of the first request: it was met, so nothing is cut
+            keep_alive.sendall(b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert _response(keep_alive).startswith(b"HTTP/1.1 200")
+
+
+def _response(sock) -> bytes:
+    """One whole small JSON answer (head and body may come in separate packets)."""
+    answer = b""
+    while not answer.endswith(b"}"):
+        chunk = sock.recv(65536)
+        assert chunk, answer
+        answer += chunk
+    return answer
+
+
+def _readable(sock) -> bool:
+    import select
+
+    return bool(select.select([sock], [], [], 0)[0])
+
+
+def _recv(sock) -> bytes:
+    try:
+        return sock.recv(65536)
+    except OSError:
+        return b""
