@@ -6,7 +6,6 @@ import warnings
 
 import dagster as dg
 
-from orca_assets.checks import index_checks
 from orca_assets.jobs import embed_collection_job, embedding_assets
 from orca_assets.prepare_model_job import prepare_model_job
 from orca_assets.purge_collection_job import purge_collection_job
@@ -29,7 +28,6 @@ def build_definitions(settings: OrcaSettings | None = None) -> dg.Definitions:
     settings = settings or OrcaSettings.from_env()
     return dg.Definitions(
         assets=embedding_assets,
-        asset_checks=index_checks,
         jobs=[embed_collection_job, prepare_model_job, purge_collection_job],
         sensors=[inbox_sensor, intake_sensor, intake_run_status_sensor],
         schedules=[build_reindex_schedule(settings)],

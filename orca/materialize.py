@@ -191,8 +191,5 @@ def materialize(
         err.print(f"[red]error:[/] run {run_id} failed:")
         err.print(failure_message(result), markup=False, highlight=False)
         return 1
-    if summary.failed_error_checks:
-        err.print(f"[red]error:[/] the index failed its checks: {', '.join(summary.failed_error_checks)}")
-        return 1
     out.print(f"[green]Done.[/] Search it with `orca search {collection} \"your question\"`.")
     return 0

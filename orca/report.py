@@ -20,7 +20,6 @@ class RunSummary:
     metadata: dict[str, dict[str, Any]] = field(default_factory=dict)  # asset name -> metadata values
     checks_passed: list[str] = field(default_factory=list)
     checks_failed: list[str] = field(default_factory=list)
-    failed_error_checks: list[str] = field(default_factory=list)
 
     def value(self, asset: str, key: str) -> Any:
         """One metadata value of one asset, None when the asset or the key is missing."""
@@ -55,8 +54,6 @@ def summarize(result: dg.ExecuteInProcessResult, collection: str) -> RunSummary:
             summary.checks_passed.append(evaluation.check_name)
         else:
             summary.checks_failed.append(evaluation.check_name)
-            if evaluation.severity == dg.AssetCheckSeverity.ERROR:
-                summary.failed_error_checks.append(evaluation.check_name)
     return summary
 
 

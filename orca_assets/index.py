@@ -1,5 +1,9 @@
 """The `embedding_index` asset: the served Parquet index of a collection, replaced in one rename.
 
+A new index is first written to a staged file beside the served one; the blocking checks (orca_assets/
+checks.py) judge that file, and only when all pass does it replace the served index. A failing check leaves
+the previous index served and fails the run with the check's name and reason.
+
 The index is built as a stream: the chunk rows (no vectors) stay in memory, the vector store is read one
 record batch at a time, and each batch's rows are written as they are joined, so memory holds one batch of
 vectors, never the whole store or the whole index. Row order follows the store (it is not part of the
@@ -17,15 +21,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from orca_assets.checks import INDEX_CHECK_SPECS, IndexFile, check_results, failures, judge_index
 from orca_assets.embedding_store import embedding_key
 from orca_assets.embeddings import embeddings
 from orca_assets.partitions import collections_partitions
 from orca_assets.writer_lock import one_writer_per_collection
-from orca_core.layout import CHUNKS_FILE, STORE_FILE
+from orca_core.layout import CHUNKS_FILE, STAGED_INDEX_FILE, STORE_FILE
 from orca_resources.warehouse import (
     ROW_GROUP_ROWS,
     WarehouseResource,
     open_parquet,
+    publish_file,
     read_footer,
     read_parquet,
     stream_parquet_atomic,
@@ -133,11 +139,13 @@ def index_inputs(warehouse: WarehouseResource, collection: str) -> str | None:
     deps=[embeddings],
     group_name="embedding",
     kinds={"parquet"},
+    check_specs=INDEX_CHECK_SPECS,
     description="The served index: one row per current chunk with its vector "
-    "(`warehouse/<collection>/embedding_index.parquet`).",
+    "(`warehouse/<collection>/embedding_index.parquet`). A new index is staged and published only when its "
+    "blocking checks pass.",
 )
 @one_writer_per_collection
-def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
     collection = context.partition_key
     started = time.perf_counter()
     path = warehouse.index_path(collection)
@@ -147,16 +155,37 @@ def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     inputs = index_inputs(warehouse, collection)
     published = read_footer(path)
     unchanged = inputs is not None and published is not None and published.metadata.get("orca.inputs") == inputs
+    repaired = False
     if unchanged:
-        rows = published.num_rows
-        documents = pc.count_distinct(read_parquet(path, columns=["doc_id"])["doc_id"]).as_py()
-        context.log.info(f"{collection}: chunks and vectors unchanged; {path} ({rows} rows) left as it is")
-    else:
+        verdicts = judge_index(IndexFile(path, warehouse, collection))
+        if failed := failures(verdicts):
+            # Same inputs, yet the served file fails: it was damaged after it was published. Build it again.
+            context.log.warning(f"{collection}: the served index fails its checks ({failed}); rebuilding it")
+            unchanged, repaired = False, True
+        else:
+            rows = published.num_rows
+            documents = pc.count_distinct(read_parquet(path, columns=["doc_id"])["doc_id"]).as_py()
+            context.log.info(f"{collection}: chunks and vectors unchanged; {path} ({rows} rows) left as it is")
+    if not unchanged:
+        staged = warehouse.path(collection, STAGED_INDEX_FILE)
         rows, documents = write_index(warehouse.path(collection, CHUNKS_FILE), warehouse.path(collection, STORE_FILE),
-                                      path, inputs)
+                                      staged, inputs)
+        verdicts = judge_index(IndexFile(staged, warehouse, collection))
+        yield from check_results(verdicts)
+        if failed := failures(verdicts):
+            staged.unlink()
+            served = "the previous index is still served" if published is not None else "no index is served yet"
+            raise dg.Failure(
+                description=f"{collection}: the new index failed its blocking checks, so it was not published "
+                f"({served}): {failed}",
+                metadata={"failed_checks": ", ".join(c.name for c, v in verdicts if not v.passed)},
+            )
+        publish_file(staged, path)
         context.log.info(f"{collection}: published {rows} rows from {documents} documents to {path}")
-    meta = (published if unchanged else read_footer(path)).metadata
-    return dg.MaterializeResult(
+    else:
+        yield from check_results(verdicts)
+    meta = read_footer(path).metadata
+    yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,
             "dagster/column_schema": dg.TableSchema(
@@ -167,6 +196,7 @@ def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             "model": meta["orca.model"],
             "dimensions": int(meta["orca.dimensions"]),
             "rewritten": not unchanged,
+            "repaired": repaired,
             "path": dg.MetadataValue.path(str(path)),
             "size_bytes": path.stat().st_size,
             "seconds": round(time.perf_counter() - started, 3),

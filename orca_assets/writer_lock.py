@@ -11,8 +11,10 @@ finish leaves an index that matches the inbox as it last read it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+import inspect
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from orca_core.folder_lock import folder_lock
@@ -25,13 +27,27 @@ def one_writer_per_collection(compute: Callable[..., Any]) -> Callable[..., Any]
     name, and `functools.wraps` keeps the signature Dagster reads its parameters from.
     """
 
+    if inspect.isgeneratorfunction(compute):  # an asset that yields (check results, then its result)
+
+        @functools.wraps(compute)
+        def locked_events(context, *args: Any, **kwargs: Any) -> Iterator[Any]:
+            with _collection_lock(context, kwargs["warehouse"]):
+                yield from compute(context, *args, **kwargs)
+
+        return locked_events
+
     @functools.wraps(compute)
     def locked(context, *args: Any, **kwargs: Any) -> Any:
-        warehouse = kwargs["warehouse"]
-        folder = warehouse.collection_dir(context.partition_key)
-        with folder_lock(folder, on_wait=context.log.info) as waited:
-            if waited >= 1:
-                context.log.info(f"waited {waited:.1f}s for {context.partition_key}'s lock")
+        with _collection_lock(context, kwargs["warehouse"]):
             return compute(context, *args, **kwargs)
 
     return locked
+
+
+@contextlib.contextmanager
+def _collection_lock(context, warehouse) -> Iterator[None]:
+    folder = warehouse.collection_dir(context.partition_key)
+    with folder_lock(folder, on_wait=context.log.info) as waited:
+        if waited >= 1:
+            context.log.info(f"waited {waited:.1f}s for {context.partition_key}'s lock")
+        yield

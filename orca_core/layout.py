@@ -38,6 +38,7 @@ STORE_FILE = "embeddings.parquet"
 PARTS_DIR = "embeddings.parts"  # per-batch progress of a run, folded into STORE_FILE when it ends
 FAILED_CHUNKS_FILE = "failed_chunks.parquet"
 INDEX_FILE = "embedding_index.parquet"
+STAGED_INDEX_FILE = "embedding_index.staged.parquet"  # a new index while its checks judge it, never served
 LOCK_FILE = ".orca.lock"
 
 

@@ -50,6 +50,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def publish_file(staged: Path, target: Path) -> None:
+    """Replace `target` with the complete file `staged` in one durable rename (readers see one or the other)."""
+    with open(staged, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(staged, target)
+    fsync_dir(target.parent)
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path beside `target`; on success it replaces `target` in one rename."""
@@ -57,10 +65,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-        fsync_dir(target.parent)
+        publish_file(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
 

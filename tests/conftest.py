@@ -130,7 +130,6 @@ from pathlib import Path  # noqa: E402
 
 import dagster as dg  # noqa: E402
 
-from orca_assets.checks import index_checks  # noqa: E402
 from orca_assets.jobs import embed_collection_job, embedding_assets  # noqa: E402
 from orca_resources.hashing_embedder import HashingEmbedderResource  # noqa: E402
 from orca_resources.intake_queue_resource import IntakeQueueResource, SensorQueue  # noqa: E402
@@ -180,7 +179,6 @@ class SensorHarness:
     def job(self, embedder: object | None = None) -> dg.JobDefinition:
         return dg.Definitions(
             assets=embedding_assets,
-            asset_checks=index_checks,
             jobs=[embed_collection_job],
             resources={"embedder": embedder or self.embedder, "warehouse": WarehouseResource(home=str(self.home))},
         ).resolve_job_def(embed_collection_job.name)

@@ -10,7 +10,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orca_assets.checks import index_checks
 from orca_assets.jobs import embedding_assets
 from orca_resources.warehouse import WarehouseResource
 
@@ -44,7 +43,7 @@ class Pipeline:
         if chunk_tokens:
             ops["chunks"] = {"config": {"max_tokens": chunk_tokens, "overlap_tokens": 8}}
         return dg.materialize(
-            [*embedding_assets, *index_checks],
+            embedding_assets,
             partition_key=self.collection,
             instance=self.instance,
             resources={"embedder": embedder, "warehouse": self.warehouse},

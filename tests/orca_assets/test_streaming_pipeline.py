@@ -91,7 +91,7 @@ def test_forced_run_rewrites_the_index_and_a_model_change_reembeds(pipeline):
     assert len(pipeline.index()["embedding"][0]) == 48
 
 
-def test_corrupted_vector_in_a_late_batch_fails_the_streamed_checks(pipeline, monkeypatch):
+def test_a_served_index_damaged_in_a_late_batch_is_caught_and_rebuilt(pipeline, monkeypatch):
     monkeypatch.setattr(checks_module, "ROW_GROUP_ROWS", 3)  # several batches even for a small index
     write_collection(pipeline.inbox)
     embedder = HashingEmbedderResource(dimensions=16)
@@ -102,12 +102,14 @@ def test_corrupted_vector_in_a_late_batch_fails_the_streamed_checks(pipeline, mo
     vectors[-1] = [0.0] * 16
     corrupted = index.set_column(index.schema.get_field_index("embedding"), index.schema.field("embedding"),
                                  pa.array(vectors, pa.list_(pa.float32())))
-    # Same footer (same orca.inputs): the unchanged run leaves it in place, and the checks must still see it.
-    write_parquet_atomic(corrupted, pipeline.index_path)
+    # Same footer (same orca.inputs): only the checks can tell that the served file is no longer what was built.
+    write_parquet_atomic(corrupted.replace_schema_metadata(index.schema.metadata), pipeline.index_path)
     result = pipeline.run(embedder, chunk_tokens=32)
-    assert metadata(result, "embedding_index")["rewritten"] is False
-    assert check_results(result)["embedding_values_check"] is False
-    assert check_results(result)["embedding_dimension_check"] is True
+    assert result.success, failure_message(result)
+    published = metadata(result, "embedding_index")
+    assert (published["rewritten"], published["repaired"]) == (True, True)
+    assert set(check_results(result).values()) == {True}
+    assert pipeline.index().sort_by("chunk_id").equals(index.sort_by("chunk_id"))
 
 
 def reference_index(chunk_table: pa.Table, store: pa.Table) -> set[tuple]:

@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 import dagster as dg
 import pytest
 
-from orca_assets.checks import index_checks
 from orca_assets.jobs import embed_collection_job, embedding_assets
 from orca_core.settings import OrcaSettings
 from orca_resources.hashing_embedder import HashingEmbedderResource
@@ -43,7 +42,7 @@ def tick(instance, when):
     """Evaluate the schedule as the daemon does, which also checks each request's partition exists."""
     reindex_schedule = build_reindex_schedule(OrcaSettings.from_env({}))
     repository = dg.Definitions(
-        assets=embedding_assets, asset_checks=index_checks, jobs=[embed_collection_job], schedules=[reindex_schedule],
+        assets=embedding_assets, jobs=[embed_collection_job], schedules=[reindex_schedule],
         resources={"embedder": HashingEmbedderResource(), "warehouse": WarehouseResource()},
     ).get_repository_def()
     with dg.build_schedule_context(

@@ -12,7 +12,6 @@ import dagster as dg
 import pytest
 
 from orca.definitions import build_definitions
-from orca_assets.checks import index_checks
 from orca_assets.jobs import embed_collection_job, embedding_assets
 from orca_assets.prepare_model_job import prepare_model_job
 from orca_assets.purge_collection_job import purge_collection_job
@@ -26,7 +25,6 @@ def execute(harness, request: dg.RunRequest, ollama_url: str = "http://127.0.0.1
     """Run `request` in process on the harness's instance, as the daemon would launch it."""
     definitions = dg.Definitions(
         assets=embedding_assets,
-        asset_checks=index_checks,
         jobs=[embed_collection_job, prepare_model_job, purge_collection_job],
         resources={
             **harness.resources(),

@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import orca_assets.documents as documents_module
-from orca_assets.checks import index_checks
 from orca_assets.jobs import embedding_assets
 from orca_resources.hashing_embedder import HashingEmbedderResource
 from tests.documents_fixture import write_collection
@@ -39,7 +38,7 @@ def pipeline(tmp_path) -> Pipeline:
 def run(pipeline: Pipeline, max_document_bytes: int | None = None) -> dg.ExecuteInProcessResult:
     ops = {"documents": {"config": {"max_document_bytes": max_document_bytes}}} if max_document_bytes else {}
     result = dg.materialize(
-        [*embedding_assets, *index_checks],
+        embedding_assets,
         partition_key=pipeline.collection,
         instance=pipeline.instance,
         resources={"embedder": HashingEmbedderResource(dimensions=32), "warehouse": pipeline.warehouse},
