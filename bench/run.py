@@ -36,6 +36,7 @@ BENCHMARKS = [
     ("trigger", "bench.trigger"),
     ("splitter", "bench.splitter"),
     ("model_load", "bench.model_load"),
+    ("extraction", "bench.extraction"),
 ]
 NOT_MEASURED: list[str] = []
 HEADER = ["benchmark", "figure", "ratio", "baseline (same run)", "target", "verdict"]

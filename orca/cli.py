@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("collection", metavar="COLLECTION")
     search.add_argument("query", metavar="QUERY")
     search.add_argument("-k", type=int, default=5, metavar="N", help="how many results (default 5)")
+    search.add_argument(
+        "--where", action="append", default=[], metavar="KEY=VALUE",
+        help="only chunks whose document metadata has KEY equal to VALUE (repeat for several keys)",
+    )
+    search.add_argument("--doc-prefix", metavar="PREFIX", help="only documents whose id starts with PREFIX")
+    search.add_argument("--pages", metavar="N[-M]", help="only chunks starting on page N (to M), 1-based")
 
     commands.add_parser(
         "collections",
@@ -101,9 +107,15 @@ def _run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Co
         return _materialize(args, settings, out, err)
     if args.command == "search":
         from orca.search import SearchError, render_hits, search
+        from orca_core.search_filter import FilterError, SearchFilter
 
         try:
-            hits = search(settings, args.collection, args.query, args.k)
+            where = SearchFilter.parse_cli(args.where, args.doc_prefix, args.pages)
+        except FilterError as error:
+            err.print(f"orca search: error: {error}", markup=False, highlight=False)
+            return 2
+        try:
+            hits = search(settings, args.collection, args.query, args.k, where)
         except SearchError as error:
             err.print(f"error: {error}", markup=False, highlight=False)
             return 1

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from orca_core.search import SearchError, SearchRow, search_index
+from orca_core.search_filter import SearchFilter
 from orca_core.settings import OrcaSettings
 from orca_resources.embedders import build_embedder
 from orca_resources.errors import EmbedderError
@@ -17,11 +18,14 @@ from orca_resources.errors import EmbedderError
 SNIPPET_CHARS = 160
 
 
-def search(settings: OrcaSettings, collection: str, query: str, k: int) -> list[SearchRow]:
-    """The `k` best chunks of `collection` for `query`; SearchError (with what to do) when it cannot answer."""
+def search(
+    settings: OrcaSettings, collection: str, query: str, k: int, where: SearchFilter | None = None
+) -> list[SearchRow]:
+    """The `k` best chunks of `collection` for `query` among those `where` keeps; SearchError (with what to
+    do) when it cannot answer."""
     embedder = build_embedder(settings)  # the embedder the runs use: one factory chooses it for both
     try:
-        result = search_index(settings.layout.index_path(collection), embedder, query, k, collection=collection)
+        result = search_index(settings.layout.index_path(collection), embedder, query, k, collection=collection, where=where)
     except EmbedderError as error:
         raise SearchError(f"could not embed the query: {error}") from error
     finally:
@@ -35,20 +39,26 @@ def snippet(text: str, width: int = SNIPPET_CHARS) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
+def where(hit: SearchRow) -> str:
+    """Title, section and page of a hit on one line: `Field guide · Install > Linux · p. 3`."""
+    parts = [hit["title"], hit["section"], f"p. {hit['page']}" if hit["page"] else None]
+    return " · ".join(part for part in parts if part) or f"chunk {hit['chunk_index']}"
+
+
 def render_hits(hits: list[SearchRow], collection: str, query: str, console: Console) -> None:
     """Print the hits as a table, best first."""
     if not hits:
-        console.print(f"No results: the index of '{collection}' is empty. Add documents to its inbox and materialize it.")
+        console.print(f"No results: no chunk of '{collection}' matches (an empty index, or a filter nothing meets).")
         return
     table = Table(title=Text(f"{collection}: {query}"), title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("score", justify="right")
     table.add_column("doc_id", overflow="fold")
-    table.add_column("chunk", justify="right")
+    table.add_column("where", overflow="fold")
     table.add_column("text", overflow="fold")
     for number, hit in enumerate(hits, start=1):
         # Text(): document names and contents are data, never rich markup.
         table.add_row(
-            str(number), f"{hit['score']:.3f}", Text(hit["doc_id"]), str(hit["chunk_index"]), Text(snippet(hit["text"]))
+            str(number), f"{hit['score']:.3f}", Text(hit["doc_id"]), Text(where(hit)), Text(snippet(hit["text"]))
         )
     console.print(table)

@@ -1,6 +1,7 @@
 """The `chunks` asset: documents cut into overlapping, context-sized pieces, re-cut only when they changed."""
 
 
+import bisect
 import hashlib
 import time
 import uuid
@@ -12,7 +13,7 @@ import pyarrow.compute as pc
 
 from orca_assets.documents import documents
 from orca_assets.partitions import collections_partitions
-from orca_assets.text_splitter import CHUNKER_VERSION, chunk_text
+from orca_assets.text_splitter import CHUNKER_VERSION, split_document
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.embedder import Embedder
 from orca_core.layout import CHUNKS_FILE, DOCUMENTS_FILE
@@ -28,6 +29,10 @@ CHUNKS_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("content_hash", pa.string()),  # of the document the chunk came from
         ("chunker", pa.string()),
+        ("page", pa.int32()),  # 1-based page, slide or sheet where the chunk starts; null without pages
+        ("section", pa.string()),  # the heading path above the chunk, `Install > Linux`
+        ("title", pa.string()),  # the document's
+        ("metadata", pa.string()),  # the document's, a JSON object
     ]
 )
 
@@ -87,6 +92,8 @@ def chunks(
         return _result(counts, 0, max_tokens, overlap, started, rewritten=False)
 
     previous = warehouse.read(collection, CHUNKS_FILE)
+    if previous is not None and not set(CHUNKS_SCHEMA.names) <= set(previous.column_names):
+        previous = None  # written by a version without some columns: every document is chunked again
     # Rows of documents whose content, source and chunker are unchanged are reused as they are (in Arrow).
     reused = CHUNKS_SCHEMA.empty_table()
     if previous is not None:
@@ -130,7 +137,7 @@ def _documents_to_chunk(warehouse: WarehouseResource, collection: str, wanted: s
     """The readable documents in `wanted`, with their text, a record batch at a time."""
     if not wanted:
         return
-    columns = ["doc_id", "source", "content_hash", "status", "text"]
+    columns = ["doc_id", "source", "content_hash", "status", "title", "metadata", "pages", "text"]
     with open_parquet(warehouse.path(collection, DOCUMENTS_FILE)) as documents_file:
         for batch in documents_file.iter_batches(batch_size=256, columns=columns):
             rows = [row for row in batch.to_pylist() if row["status"] == "ok" and row["doc_id"] in wanted]
@@ -141,14 +148,19 @@ def _documents_to_chunk(warehouse: WarehouseResource, collection: str, wanted: s
 def _chunk_rows(docs: list[dict], max_tokens: int, overlap: int, signature: str) -> pa.Table:
     columns: dict[str, list] = {name: [] for name in CHUNKS_SCHEMA.names}
     for doc in docs:
-        for index, text in enumerate(chunk_text(doc["text"], max_tokens=max_tokens, overlap_tokens=overlap)):
-            columns["chunk_id"].append(chunk_id(doc["doc_id"], index, text))
+        pages = doc["pages"]
+        for index, chunk in enumerate(split_document(doc["text"], max_tokens=max_tokens, overlap_tokens=overlap)):
+            columns["chunk_id"].append(chunk_id(doc["doc_id"], index, chunk.text))
             columns["doc_id"].append(doc["doc_id"])
             columns["chunk_index"].append(index)
-            columns["text"].append(text)
+            columns["text"].append(chunk.text)
             columns["source"].append(doc["source"])
             columns["content_hash"].append(doc["content_hash"])
             columns["chunker"].append(signature)
+            columns["page"].append(bisect.bisect_right(pages, chunk.start) if pages else None)
+            columns["section"].append(chunk.section)
+            columns["title"].append(doc["title"])
+            columns["metadata"].append(doc["metadata"] or "{}")
     return pa.Table.from_pydict(columns, schema=CHUNKS_SCHEMA)
 
 

@@ -1,24 +1,25 @@
 """The `documents` asset: a collection's inbox read into text, with what changed since the last run."""
 
 
-import errno
 import hashlib
-import os
-import stat
+import json
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import Field
 
+from orca_assets.extraction_pool import read_documents
+from orca_assets.inbox_scan import InboxFile, scan_inbox
 from orca_assets.partitions import collections_partitions
 from orca_assets.writer_lock import one_writer_per_collection
-from orca_core.layout import DOCUMENTS_FILE, Layout
-from orca_core.loaders import DocumentError, describe_os_error, read_document
+from orca_core.formats import is_packaged
+from orca_core.layout import DOCUMENTS_FILE, FAILED_DOCUMENTS_FILE, Layout
+from orca_core.loaders import DocumentError, Extracted
 from orca_core.markdown import markdown_text
-from orca_core.names import MAX_DOCUMENT_BYTES, is_ignored_name
+from orca_core.names import MAX_DOCUMENT_BYTES
 from orca_resources.inbox import read_source
 from orca_resources.warehouse import WarehouseResource
 
@@ -31,99 +32,52 @@ DOCUMENTS_SCHEMA = pa.schema(
         ("content_hash", pa.string()),
         ("status", pa.string()),  # "ok" or "failed"
         ("error", pa.string()),
+        ("title", pa.string()),
+        ("metadata", pa.string()),  # a JSON object: format properties and front matter, then what was posted
+        ("pages", pa.list_(pa.int64())),  # offsets in `text` where each page starts; null without pages
         ("text", pa.large_string()),
     ]
 )
 
 
+FAILED_DOCUMENTS_CHECK = "failed_documents_check"
+
+
 class DocumentsConfig(dg.Config):
     """Run configuration of the `documents` asset."""
 
-    max_document_bytes: int = MAX_DOCUMENT_BYTES
+    max_document_bytes: int = Field(
+        default=MAX_DOCUMENT_BYTES, description="Largest plain-text document read (packaged formats: their own limit)."
+    )
 
 
-@dataclass(frozen=True)
-class InboxFile:
-    """One file found in the inbox (or a link that must not be followed)."""
-
-    doc_id: str
-    path: Path
-    size: int
-    mtime_ns: int
-    refused: str | None = None
-
-
-def scan_inbox(root: Path) -> Iterator[InboxFile]:
-    """Walk `root` recursively without following links out of it; skip hidden and temporary names.
-
-    An entry that cannot be a document (a link out of the inbox or in a loop, a name that is not UTF-8, a link
-    to a FIFO or device) is yielded refused, with the reason, so it fails alone; FIFOs, sockets and devices
-    themselves are skipped.
-    """
-    real_root = root.resolve()
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        try:
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
-            continue  # a folder removed during the walk holds nothing to index
-        for entry in entries:
-            if is_ignored_name(entry.name):
-                continue
-            path = Path(entry.path)
-            doc_id = path.relative_to(root).as_posix()
-            try:
-                doc_id.encode("utf-8")
-            except UnicodeEncodeError:
-                # The table and the index hold UTF-8 strings: show the name with its bad bytes escaped.
-                shown = os.fsencode(doc_id).decode("utf-8", "backslashreplace")
-                yield InboxFile(shown, path, 0, 0, "file name is not valid UTF-8; rename the file")
-                continue
-            try:
-                if entry.is_symlink():
-                    try:
-                        target = path.resolve(strict=True)
-                    except RuntimeError:  # Python 3.11 reports a loop so; later versions raise OSError
-                        raise OSError(errno.ELOOP, "symbolic link loop") from None
-                    if not target.is_relative_to(real_root):
-                        yield InboxFile(doc_id, path, 0, 0, "symbolic link pointing outside the inbox (not followed)")
-                        continue
-                    if target.is_dir():
-                        continue  # a linked folder inside the inbox is walked where it really is
-                    info = target.stat()
-                    if not stat.S_ISREG(info.st_mode):
-                        yield InboxFile(doc_id, path, 0, 0, "symbolic link to a FIFO, socket or device (not read)")
-                        continue
-                elif entry.is_dir(follow_symlinks=False):
-                    stack.append(path)
-                    continue
-                elif entry.is_file(follow_symlinks=False):
-                    info = entry.stat(follow_symlinks=False)
-                else:
-                    continue  # sockets, fifos and devices are not documents
-            except OSError as error:
-                loop = error.errno == errno.ELOOP
-                reason = "symbolic link loop (not followed)" if loop else f"unreadable: {describe_os_error(error)}"
-                yield InboxFile(doc_id, path, 0, 0, reason)
-                continue
-            yield InboxFile(doc_id, path, info.st_size, info.st_mtime_ns)
+def document_source(layout: Layout, collection: str, doc_id: str) -> tuple[str, dict]:
+    """Where a document came from (`intake:<request id>` for a posted one, else its inbox path) and the
+    metadata posted with it."""
+    record = read_source(layout.inbox(collection), doc_id) or {}
+    posted = record.get("metadata")
+    posted = posted if isinstance(posted, dict) else {}
+    if record.get("request_id"):
+        return f"intake:{record['request_id']}", posted
+    return layout.inbox_source(collection, doc_id), posted
 
 
-
-def document_source(layout: Layout, collection: str, doc_id: str) -> str:
-    """`intake:<request id>` for a document posted to the REST intake, else its inbox path."""
-    record = read_source(layout.inbox(collection), doc_id)
-    if record and record.get("request_id"):
-        return f"intake:{record['request_id']}"
-    return layout.inbox_source(collection, doc_id)
+def document_fields(extracted: Extracted, posted: dict) -> dict:
+    """The row fields of a read document; the hash covers everything the chunks carry, so a change to any
+    of them (text, title, metadata, pages) re-chunks the document."""
+    metadata = json.dumps({**extracted.properties, **posted}, ensure_ascii=False, sort_keys=True, default=str)
+    fields = {"text": extracted.text, "title": extracted.title, "metadata": metadata, "pages": extracted.pages}
+    digest = hashlib.sha256(extracted.text.encode())
+    digest.update(json.dumps([extracted.title, metadata, extracted.pages]).encode())
+    return {**fields, "content_hash": digest.hexdigest()}
 
 
 def _previous_documents(warehouse: WarehouseResource, collection: str) -> dict[str, dict]:
     """The previous table's rows without their text (read only if a rewrite needs it), with their position."""
+    footer = warehouse.footer(collection, DOCUMENTS_FILE)
+    if footer is None or not set(DOCUMENTS_SCHEMA.names) <= set(footer.schema.names):
+        return {}  # none yet, or written by a version without some columns: every document is read again
     table = warehouse.read(collection, DOCUMENTS_FILE, columns=[name for name in DOCUMENTS_SCHEMA.names if name != "text"])
-    if table is None:
-        return {}
     return {row["doc_id"]: {**row, "position": position} for position, row in enumerate(table.to_pylist())}
 
 
@@ -151,6 +105,14 @@ def _documents_table(warehouse: WarehouseResource, collection: str, rows: list[d
     group_name="embedding",
     kinds={"python", "parquet"},
     description="Every document of the collection's inbox as text, with its content hash and status.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            FAILED_DOCUMENTS_CHECK,
+            asset="documents",
+            partitions_def=collections_partitions,
+            description="Warns when documents could not be read (each with its reason in failed_documents.parquet).",
+        )
+    ],
 )
 @one_writer_per_collection
 def documents(
@@ -172,7 +134,12 @@ def documents(
     rows: list[dict] = []
     counts = dict.fromkeys(("added", "updated", "unchanged", "failed"), 0)
     failures: list[tuple[str, str]] = []
-    for found in scan_inbox(inbox) if inbox.is_dir() else ():
+    found_files = list(scan_inbox(inbox)) if inbox.is_dir() else []
+    # Files whose size or mtime changed (or that failed before) are read, packaged ones on every core.
+    to_read = [found for found in found_files if found.refused is None and not _unchanged(previous, found)]
+    outcomes = dict(zip((found.doc_id for found in to_read),
+                        read_documents([found.path for found in to_read], lambda path: _max_bytes(path, config))))
+    for found in found_files:
         before = previous.get(found.doc_id)
         row = {
             "doc_id": found.doc_id,
@@ -182,30 +149,27 @@ def documents(
             "content_hash": None,
             "status": "ok",
             "error": None,
+            "title": None,
+            "metadata": None,
+            "pages": None,
             "text": None,
             "reuse": None,  # position of the previous row whose text this row keeps
         }
-        same_file = (
-            before is not None
-            and before["status"] == "ok"
-            and (before["size"], before["mtime_ns"]) == (found.size, found.mtime_ns)
-        )
-        if found.refused is None and same_file:
+        if found.refused is None and _unchanged(previous, found):
             # Size and mtime unchanged: trust the stored text instead of reading the file again.
-            row.update(content_hash=before["content_hash"], reuse=before["position"], source=before["source"])
+            kept = ("content_hash", "source", "title", "metadata", "pages")
+            row.update({name: before[name] for name in kept}, reuse=before["position"])
         else:
-            row["source"] = document_source(layout, collection, found.doc_id)
-            try:
-                if found.refused:
-                    raise DocumentError(found.refused)
-                text = read_document(found.path, max_bytes=config.max_document_bytes)
-            except DocumentError as error:
+            row["source"], posted = document_source(layout, collection, found.doc_id)
+            extracted = DocumentError(found.refused) if found.refused else outcomes.pop(found.doc_id)
+            if isinstance(extracted, DocumentError):
+                error = extracted
                 row.update(status="failed", error=error.reason)
                 counts["failed"] += 1
                 failures.append((found.doc_id, error.reason))
                 rows.append(row)
                 continue
-            row.update(content_hash=hashlib.sha256(text.encode()).hexdigest(), text=text)
+            row.update(document_fields(extracted, posted))
         if before is None or before["status"] != "ok":
             counts["added"] += 1
         elif before["content_hash"] != row["content_hash"]:
@@ -221,7 +185,10 @@ def documents(
         row["reuse"] is None and row["status"] == "ok" for row in rows
     ) or not warehouse.path(collection, DOCUMENTS_FILE).exists()
     if rewritten:
-        warehouse.write(collection, DOCUMENTS_FILE, _documents_table(warehouse, collection, rows))
+        table = _documents_table(warehouse, collection, rows)
+        warehouse.write(collection, DOCUMENTS_FILE, table)
+        failed_rows = table.filter(pc.equal(table["status"], "failed"))
+        warehouse.write(collection, FAILED_DOCUMENTS_FILE, failed_rows.select(["doc_id", "source", "size", "error"]))
     for doc_id, reason in failures[:50]:
         context.log.warning(f"document {doc_id!r} failed: {reason}")
     context.log.info(
@@ -237,8 +204,30 @@ def documents(
             "seconds": round(time.perf_counter() - started, 3),
             "failures": dg.MetadataValue.md(_failure_table(failures)),
             "dagster/row_count": len(rows),
-        }
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=FAILED_DOCUMENTS_CHECK,
+                passed=not failures,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"failed_documents": len(failures)},
+                description=f"{len(failures)} documents could not be read" if failures else "every document was read",
+            )
+        ],
     )
+
+
+def _unchanged(previous: dict[str, dict], found: InboxFile) -> bool:
+    """Read before, and its size and mtime are the same: its stored text is trusted instead of reading again."""
+    before = previous.get(found.doc_id)
+    return (
+        before is not None and before["status"] == "ok" and (before["size"], before["mtime_ns"]) == (found.size, found.mtime_ns)
+    )
+
+
+def _max_bytes(path: Path, config: DocumentsConfig) -> int | None:
+    """The configured limit for plain text; packaged formats (PDF, Office...) keep their own."""
+    return None if is_packaged(path.suffix.lower()) else config.max_document_bytes
 
 
 def _comparable(row: dict) -> tuple:

@@ -46,9 +46,13 @@ INDEX_SCHEMA = pa.schema(
         ("embedding", pa.list_(pa.float32())),
         ("model", pa.string()),
         ("source", pa.string()),
+        ("page", pa.int32()),  # 1-based page, slide or sheet where the chunk starts; null without pages
+        ("section", pa.string()),  # the heading path above the chunk, `Install > Linux`; null when none
+        ("title", pa.string()),  # the document's title; null when unknown
+        ("metadata", pa.string()),  # the document's metadata, a JSON object (`{}` when none)
     ]
 )
-CHUNK_COLUMNS = ["chunk_id", "doc_id", "chunk_index", "text", "source"]
+CHUNK_COLUMNS = ["chunk_id", "doc_id", "chunk_index", "text", "source", "page", "section", "title", "metadata"]
 
 
 def store_metadata(schema: pa.Schema) -> dict[str, str]:
@@ -119,6 +123,10 @@ def _rows(picked: pa.Table, vectors: pa.Array, model: str, schema: pa.Schema) ->
             vectors.cast(pa.list_(pa.float32())),
             pa.array([model] * picked.num_rows, pa.string()),
             picked["source"].combine_chunks(),
+            picked["page"].combine_chunks(),
+            picked["section"].combine_chunks(),
+            picked["title"].combine_chunks(),
+            picked["metadata"].combine_chunks(),
         ],
         schema=schema,
     )

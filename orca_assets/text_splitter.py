@@ -15,7 +15,9 @@ import numpy as np
 
 from orca_core.tokens import BYTES_PER_TOKEN
 
-CHUNKER_VERSION = "1"  # part of every chunk's identity: bump when the output for some input changes
+# Part of every chunk's identity: bump when the output for some input changes. 2: documents are extracted
+# anew (front matter out of Markdown text, HTML tables and lists as Markdown, packaged formats).
+CHUNKER_VERSION = "2"
 
 _ATX = re.compile(r"[ \t]{0,3}#{1,6}(?:[ \t]|$)")
 _ADORNMENT = re.compile(r"[ \t]{0,3}([=\-:'\"~^_*+#<>.])\1{2,}[ \t]*$")
@@ -42,6 +44,15 @@ class _Block:
     atoms: list[tuple[int, int, int]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk: its text, where it starts in the document's text, and the heading path above it."""
+
+    text: str
+    start: int
+    section: str | None
+
+
 def chunk_text(text: str, *, max_tokens: int = 384, overlap_tokens: int = 48) -> list[str]:
     """Split `text` into chunks that each fit `max_tokens` by `estimate_tokens`.
 
@@ -49,6 +60,12 @@ def chunk_text(text: str, *, max_tokens: int = 384, overlap_tokens: int = 48) ->
     long paragraphs at sentences. Chunks are non-empty, stripped, deterministic, and together contain
     every non-whitespace character of `text`.
     """
+    return [chunk.text for chunk in split_document(text, max_tokens=max_tokens, overlap_tokens=overlap_tokens)]
+
+
+def split_document(text: str, *, max_tokens: int = 384, overlap_tokens: int = 48) -> list[Chunk]:
+    """`chunk_text` with each chunk's start offset and section: the headings above its start (its own first
+    heading included), joined with ` > ` (`Install > Linux`)."""
     if not isinstance(max_tokens, numbers.Integral) or max_tokens < 16:
         raise ValueError(f"max_tokens must be an integer >= 16, got {max_tokens!r}")
     max_tokens = int(max_tokens)
@@ -64,9 +81,39 @@ def chunk_text(text: str, *, max_tokens: int = 384, overlap_tokens: int = 48) ->
     cum = np.zeros(len(text) + 1, dtype=np.int64)  # cum[i] = UTF-8 bytes of text[:i]
     np.cumsum(1 + (codepoints >= 0x80) + (codepoints >= 0x800) + (codepoints >= 0x10000), out=cum[1:])
     splitter = _Splitter(text, cum, BYTES_PER_TOKEN * max_tokens)
-    blocks = [splitter.atomize(block) for block in _blocks(text)]
+    found = _blocks(text)
+    blocks = [splitter.atomize(block) for block in found]
     spans = _pack(blocks, cum, BYTES_PER_TOKEN * max_tokens, BYTES_PER_TOKEN * overlap_tokens)
-    return [text[start:end] for start, end in spans]
+    headings = _headings(text, [block for block in found if block.kind == "heading"])
+    chunks, path, next_heading = [], [], 0
+    for start, end in spans:
+        while next_heading < len(headings) and headings[next_heading][0] <= start:
+            _, level, title = headings[next_heading]
+            path = [entry for entry in path if entry[0] < level] + [(level, title)]
+            next_heading += 1
+        chunks.append(Chunk(text[start:end], start, " > ".join(title for _, title in path) or None))
+    return chunks
+
+
+def _headings(text: str, blocks: list[_Block]) -> list[tuple[int, int, str]]:
+    """(start, level, title) of each heading. ATX headings have their `#` count; underlined ones (setext,
+    reStructuredText) a level per adornment style in order of first appearance, as reStructuredText does."""
+    styles: dict[tuple[str, bool], int] = {}
+    found = []
+    for block in blocks:
+        lines = [line.strip() for line in text[block.start : block.end].split("\n")]
+        if len(lines) == 1:
+            marks = len(lines[0]) - len(lines[0].lstrip("#"))
+            title, level = lines[0][marks:].strip().rstrip("#").strip(), min(marks, 6)
+        else:
+            overlined = len(lines) == 3
+            style = (lines[-1][:1], overlined)
+            level = styles.setdefault(style, len(styles) + 1)
+            title = lines[1] if overlined else lines[0]
+        title = " ".join(title.split())
+        if title:
+            found.append((block.start, level, title))
+    return found
 
 
 def _blocks(text: str) -> list[_Block]:

@@ -33,6 +33,7 @@ SOURCES_DIR = Path(".orca") / "sources"
 RECORD_FILE = "record.json"
 # Inside a collection's warehouse folder.
 DOCUMENTS_FILE = "documents.parquet"
+FAILED_DOCUMENTS_FILE = "failed_documents.parquet"  # the documents that could not be read, with their reasons
 CHUNKS_FILE = "chunks.parquet"
 STORE_FILE = "embeddings.parquet"
 PARTS_DIR = "embeddings.parts"  # per-batch progress of a run, folded into STORE_FILE when it ends

@@ -7,6 +7,7 @@ mtime and is read again, while repeated queries against an unchanged index cost 
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections import OrderedDict
@@ -22,6 +23,7 @@ import pyarrow.parquet as pq
 
 from orca_core.embedder import Embedder
 from orca_core.model_names import same_model
+from orca_core.search_filter import SearchFilter, row_mask
 
 CACHED_INDEXES = 4  # whole indexes with their vectors are large: keep only the few being queried
 _COLUMNS = ["chunk_id", "doc_id", "chunk_index", "text", "source", "embedding", "model"]
@@ -51,6 +53,10 @@ class SearchRow(TypedDict):
     chunk_index: int
     text: str
     source: str | None
+    page: int | None
+    section: str | None
+    title: str | None
+    metadata: dict
     score: float
 
 
@@ -67,6 +73,11 @@ class LoadedIndex:
     chunk_indexes: list[int]
     texts: list[str]
     sources: list[str | None]
+    pages: np.ndarray  # int32, 0 where a chunk has no page
+    sections: list[str | None]
+    titles: list[str | None]
+    metadata_codes: np.ndarray  # row -> position in metadata_values (rows of one document share one string)
+    metadata_values: list[str | None]
     updated_at: datetime
 
     @property
@@ -132,6 +143,7 @@ def _read(path: Path) -> tuple[tuple[int, int, int], LoadedIndex]:
         raise IndexUnreadable(f"the index {path} lacks the column(s) {', '.join(missing)}")
     models = index_models(table)
     rows = table.num_rows
+    metadata = _optional(table, "metadata", pa.string()).fill_null("{}").combine_chunks().dictionary_encode()
     loaded = LoadedIndex(
         path=path,
         model=", ".join(models) or None,
@@ -142,9 +154,21 @@ def _read(path: Path) -> tuple[tuple[int, int, int], LoadedIndex]:
         chunk_indexes=table["chunk_index"].to_pylist(),
         texts=table["text"].to_pylist(),
         sources=table["source"].to_pylist() if "source" in table.column_names else [None] * rows,
+        pages=_optional(table, "page", pa.int32()).fill_null(0).to_numpy().astype(np.int32),
+        sections=_optional(table, "section", pa.string()).to_pylist(),
+        titles=_optional(table, "title", pa.string()).to_pylist(),
+        metadata_codes=metadata.indices.to_numpy(zero_copy_only=False).astype(np.int64),
+        metadata_values=metadata.dictionary.to_pylist(),
         updated_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
     )
     return signature, loaded
+
+
+def _optional(table: pa.Table, name: str, kind: pa.DataType) -> pa.ChunkedArray:
+    """A column of the index, or nulls for an index written before the column existed."""
+    if name in table.column_names:
+        return table[name].cast(kind)
+    return pa.chunked_array([pa.nulls(table.num_rows, kind)])
 
 
 def load_index(path: Path) -> LoadedIndex:
@@ -184,8 +208,9 @@ def check_model(index: LoadedIndex, configured: str, collection: str) -> None:
     )
 
 
-def top_k(index: LoadedIndex, query_vector: np.ndarray, k: int) -> list[SearchRow]:
-    """The `k` chunks most similar (cosine) to `query_vector`, best first; ties keep index order."""
+def top_k(index: LoadedIndex, query_vector: np.ndarray, k: int, where: SearchFilter | None = None) -> list[SearchRow]:
+    """The `k` chunks most similar (cosine) to `query_vector` among those `where` keeps, best first; ties keep
+    index order."""
     if index.rows == 0 or k <= 0:
         return []
     query = normalize_rows(np.asarray(query_vector, dtype=np.float32).reshape(1, -1))[0]
@@ -195,24 +220,41 @@ def top_k(index: LoadedIndex, query_vector: np.ndarray, k: int) -> list[SearchRo
             "rebuild the index with the configured embedder"
         )
     scores = index.matrix @ query
-    k = min(k, index.rows)
-    candidates = np.argpartition(-scores, k - 1)[:k] if k < index.rows else np.arange(index.rows)
+    keep = row_mask(index, where) if where is not None else None
+    rows = np.flatnonzero(keep) if keep is not None else np.arange(index.rows)
+    k = min(k, len(rows))
+    if k == 0:
+        return []
+    kept = scores[rows]
+    candidates = rows[np.argpartition(-kept, k - 1)[:k]] if k < len(rows) else rows
     best = candidates[np.lexsort((candidates, -scores[candidates]))]
-    return [
-        SearchRow(
-            chunk_id=index.chunk_ids[i],
-            doc_id=index.doc_ids[i],
-            chunk_index=int(index.chunk_indexes[i]),
-            text=index.texts[i],
-            source=index.sources[i],
-            score=float(scores[i]),
-        )
-        for i in best.tolist()
-    ]
+    return [_row(index, i, float(scores[i])) for i in best.tolist()]
 
 
-def search_index(path: Path, embedder: Embedder, query: str, k: int, *, collection: str) -> SearchResult:
-    """Embed `query` (with the model's query prefix) and rank the index at `path`.
+def _row(index: LoadedIndex, i: int, score: float) -> SearchRow:
+    raw = index.metadata_values[index.metadata_codes[i]] if index.metadata_values else None
+    try:
+        metadata = json.loads(raw) if raw else {}
+    except ValueError:
+        metadata = {}
+    return SearchRow(
+        chunk_id=index.chunk_ids[i],
+        doc_id=index.doc_ids[i],
+        chunk_index=int(index.chunk_indexes[i]),
+        text=index.texts[i],
+        source=index.sources[i],
+        page=int(index.pages[i]) or None,
+        section=index.sections[i],
+        title=index.titles[i],
+        metadata=metadata if isinstance(metadata, dict) else {},
+        score=score,
+    )
+
+
+def search_index(
+    path: Path, embedder: Embedder, query: str, k: int, *, collection: str, where: SearchFilter | None = None
+) -> SearchResult:
+    """Embed `query` (with the model's query prefix) and rank the rows of the index at `path` that `where` keeps.
 
     Raises IndexNotFound, IndexUnreadable, ModelMismatch, or the embedder's own EmbedderError.
     """
@@ -227,4 +269,4 @@ def search_index(path: Path, embedder: Embedder, query: str, k: int, *, collecti
     check_model(index, configured, collection)
     if index.rows == 0:
         return SearchResult(configured, [])
-    return SearchResult(configured, top_k(index, embedder.embed_query(query), k))
+    return SearchResult(configured, top_k(index, embedder.embed_query(query), k, where))

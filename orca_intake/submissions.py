@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from orca_core import loaders, names
+from orca_core import formats, names
+from orca_core.formats.text import extract_text
 from orca_core.settings import OrcaSettings
 from orca_intake.errors import Forbidden, InvalidInput, PayloadTooLarge
 from orca_intake.group_commit import DocumentWriter, StoreJob
@@ -47,11 +48,12 @@ def check_doc_id(doc_id: str, label: str) -> str:
 
 
 def json_doc_id(requested: str | None, label: str) -> str:
-    """The inbox path of a JSON document: its id, with `.txt` added unless it names a supported type."""
+    """The inbox path of a JSON document: its id, with `.txt` added unless it names a plain-text type."""
     if requested is None:
         return f"{uuid.uuid4().hex}.txt"
     requested = check_doc_id(names.normalize_doc_id(requested), label)
-    if PurePosixPath(requested).suffix.lower() in names.DOCUMENT_SUFFIXES:
+    # Text posted as JSON is text, whatever its id says: `report.pdf` is stored as `report.pdf.txt`.
+    if PurePosixPath(requested).suffix.lower() in formats.TEXT_SUFFIXES:
         return requested
     return check_doc_id(f"{requested}.txt", label)
 
@@ -76,23 +78,30 @@ def check_metadata(metadata: dict[str, Any] | None, label: str) -> dict[str, Any
     return metadata
 
 
-def check_size(size: int, settings: OrcaSettings, label: str) -> None:
-    """413 for a document larger than the documents asset would read (ORCA_INTAKE_MAX_TEXT_BYTES)."""
-    if size > settings.intake_max_text_bytes:
+def max_bytes(suffix: str, settings: OrcaSettings) -> int:
+    """The largest document of this type: ORCA_INTAKE_MAX_TEXT_BYTES for plain text; packaged formats (PDF,
+    Office...) up to what the documents asset reads of them (and the request body limit)."""
+    return formats.MAX_PACKAGED_BYTES if formats.is_packaged(suffix) else settings.intake_max_text_bytes
+
+
+def check_size(size: int, limit: int, label: str) -> None:
+    """413 for a document larger than the documents asset would read."""
+    if size > limit:
         raise PayloadTooLarge(
-            f"{label} is {size} bytes, more than the limit of {settings.intake_max_text_bytes} bytes per document",
+            f"{label} is {size} bytes, more than the limit of {limit} bytes per document",
             code="document_too_large",
             details=_where(label),
         )
 
 
-def check_text(doc_id: str, text: str, label: str) -> None:
-    """Refuse a document the run would refuse: converted as the `documents` asset converts it (orca_core/loaders.py),
-    invalid for its type (broken JSON, NUL characters) or with nothing left (HTML of scripts, JSON of numbers)."""
+def check_converts(doc_id: str, data: bytes, label: str) -> None:
+    """Refuse a document the run would refuse: converted as the `documents` asset converts it (orca_core/formats),
+    invalid for its type (broken JSON, a `.pdf` that is an HTML page, an encrypted file) or with nothing left
+    (HTML of scripts, JSON of numbers, a scanned PDF)."""
     try:
-        loaders.to_text(PurePosixPath(doc_id).suffix.lower(), text)
-    except loaders.DocumentError as error:
-        raise InvalidInput(f"{label}: {error.reason}", code="invalid_text", details=_where(label)) from None
+        formats.extract(PurePosixPath(doc_id).suffix.lower(), data)
+    except formats.DocumentError as error:
+        raise InvalidInput(f"{label}: {error.reason}", code="invalid_document", details=_where(label)) from None
 
 
 def from_json_document(
@@ -106,13 +115,18 @@ def from_json_document(
         raise InvalidInput(
             f"{label}: text is not valid Unicode (lone surrogate)", code="invalid_text", details=_where(label)
         ) from None
-    check_size(len(data), settings, label)
-    check_text(doc_id, text, label)
+    check_size(len(data), settings.intake_max_text_bytes, label)
+    try:
+        extract_text(PurePosixPath(doc_id).suffix.lower(), data)
+    except formats.DocumentError as error:
+        raise InvalidInput(f"{label}: {error.reason}", code="invalid_text", details=_where(label)) from None
     return Submission(doc_id, data, check_metadata(metadata, label))
 
 
 def from_upload(filename: str | None, data: bytes, metadata: dict, settings: OrcaSettings) -> Submission:
-    """An uploaded file keeps its (validated) name; its bytes must be UTF-8 text of a supported type."""
+    """An uploaded file keeps its (validated) name; it must convert as the run will convert it.
+
+    Converting a PDF or an Office file is CPU work: call this off the event loop."""
     if not filename:
         raise InvalidInput("an uploaded file has no filename", code="invalid_doc_id")
     label = f"file {filename!r}"
@@ -125,9 +139,12 @@ def from_upload(filename: str | None, data: bytes, metadata: dict, settings: Orc
             code="unsupported_file_type",
             details=_where(label),
         )
-    check_size(len(data), settings, label)
+    check_size(len(data), max_bytes(suffix, settings), label)
+    if formats.is_packaged(suffix):
+        check_converts(doc_id, data, label)
+        return Submission(doc_id, data, metadata)
     try:
-        text = data.removeprefix(codecs.BOM_UTF8).decode("utf-8", errors="strict")
+        data.removeprefix(codecs.BOM_UTF8).decode("utf-8", errors="strict")
     except UnicodeDecodeError as error:
         raise InvalidInput(
             f"{label} is not valid UTF-8 text (byte 0x{data[error.start]:02x} at offset {error.start}); "
@@ -135,7 +152,10 @@ def from_upload(filename: str | None, data: bytes, metadata: dict, settings: Orc
             code="invalid_encoding",
             details=_where(label),
         ) from None
-    check_text(doc_id, text, label)
+    try:
+        extract_text(suffix, data)
+    except formats.DocumentError as error:
+        raise InvalidInput(f"{label}: {error.reason}", code="invalid_text", details=_where(label)) from None
     return Submission(doc_id, data, metadata)
 
 

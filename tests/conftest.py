@@ -98,18 +98,24 @@ def write_index():
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    def write(path, texts, embedder, *, doc_id="doc.txt", model=None, source="inbox/test/doc.txt"):
+    def write(path, texts, embedder, *, doc_id="doc.txt", model=None, source="inbox/test/doc.txt", **provenance):
+        """`provenance`: per-row lists for the columns `doc_ids`, `page`, `section`, `title`, `metadata` (an
+        index written before those columns existed has none, and that is what leaving them out writes)."""
         vectors = next(iter(embedder.embed_batches([list(texts)]))).vectors if texts else []
         name = model or embedder.model_info().name
+        doc_ids = provenance.pop("doc_ids", [doc_id] * len(texts))
+        extra = {"page": pa.array(provenance.pop("page"), pa.int32())} if "page" in provenance else {}
+        extra.update({column: pa.array(values, pa.string()) for column, values in provenance.items()})
         table = pa.table(
             {
-                "chunk_id": [f"{doc_id}#{i}" for i in range(len(texts))],
-                "doc_id": [doc_id] * len(texts),
+                "chunk_id": [f"{doc_ids[i]}#{i}" for i in range(len(texts))],
+                "doc_id": doc_ids,
                 "chunk_index": pa.array(range(len(texts)), pa.int32()),
                 "text": list(texts),
                 "embedding": pa.array([list(map(float, v)) for v in vectors], pa.list_(pa.float32())),
                 "model": [name] * len(texts),
                 "source": [source] * len(texts),
+                **extra,
             }
         ).replace_schema_metadata({"orca.model": name})
         path.parent.mkdir(parents=True, exist_ok=True)

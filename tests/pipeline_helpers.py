@@ -64,7 +64,20 @@ def metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 
 def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
-    return {evaluation.check_name: evaluation.passed for evaluation in result.get_asset_check_evaluations()}
+    """Outcomes of the checks that guard the index (error severity); warnings are in `warning_checks`."""
+    return {
+        evaluation.check_name: evaluation.passed
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.severity == dg.AssetCheckSeverity.ERROR
+    }
+
+
+def warning_checks(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {
+        evaluation.check_name: evaluation.passed
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.severity == dg.AssetCheckSeverity.WARN
+    }
 
 
 def failure_message(result: dg.ExecuteInProcessResult) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request
@@ -125,8 +126,9 @@ async def _uploaded_documents(request: Request, settings: OrcaSettings) -> list[
             found = []
             for upload in uploads:
                 # One byte over the limit is enough to know a file is too large, without reading all of it.
-                data = await upload.read(settings.intake_max_text_bytes + 1)
-                found.append(submissions.from_upload(upload.filename, data, metadata, settings))
+                suffix = PurePosixPath(upload.filename or "").suffix.lower()
+                data = await upload.read(submissions.max_bytes(suffix, settings) + 1)
+                found.append(await run_in_threadpool(submissions.from_upload, upload.filename, data, metadata, settings))
             return found
     except StarletteHTTPException as error:
         if error.status_code != 400:

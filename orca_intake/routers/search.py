@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orca_core.layout import check_collection
 from orca_core.search import search_index
+from orca_core.search_filter import SearchFilter
 from orca_intake.dependencies import EmbedderDep, SettingsDep
 from orca_intake.errors import JSON_BODY_ERROR_RESPONSES, ErrorBody
 from orca_intake.json_body import BoundedJSONRoute
@@ -14,6 +15,31 @@ from orca_intake.json_body import BoundedJSONRoute
 router = APIRouter(prefix="/v1", tags=["search"], route_class=BoundedJSONRoute)
 
 MAX_QUERY_CHARS = 8192
+
+
+MetadataValue = str | int | float | bool | None
+
+
+class SearchFilterBody(BaseModel):
+    """Rows must match every part given; the k best matching chunks come back whenever k match."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: dict[str, MetadataValue] = Field(
+        default_factory=dict, max_length=32, description="Exact values of metadata keys: `{\"team\": \"infra\"}`."
+    )
+    doc_id_prefix: str | None = Field(None, max_length=1024, description="Only documents whose id starts so.")
+    page_min: int | None = Field(None, ge=1, description="Only chunks starting on this page (1-based) or later.")
+    page_max: int | None = Field(None, ge=1, description="Only chunks starting on this page or earlier.")
+
+    @model_validator(mode="after")
+    def _page_range(self) -> SearchFilterBody:
+        if self.page_min is not None and self.page_max is not None and self.page_min > self.page_max:
+            raise ValueError(f"the page range {self.page_min}-{self.page_max} is empty")
+        return self
+
+    def to_filter(self) -> SearchFilter:
+        return SearchFilter(dict(self.metadata), self.doc_id_prefix or None, self.page_min, self.page_max)
 
 
 class SearchRequest(BaseModel):
@@ -24,6 +50,7 @@ class SearchRequest(BaseModel):
     collection: str
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
     k: int = Field(5, ge=1, le=100, description="How many chunks to return.")
+    filter: SearchFilterBody | None = Field(None, description="Narrow the search before ranking.")
 
     @field_validator("collection")
     @classmethod
@@ -47,6 +74,10 @@ class SearchHit(BaseModel):
     chunk_index: int
     text: str
     source: str | None
+    page: int | None = Field(description="1-based page, slide or sheet where the chunk starts; null without pages.")
+    section: str | None = Field(description="The heading path above the chunk, `Install > Linux`.")
+    title: str | None = Field(description="The document's title.")
+    metadata: dict = Field(description="The document's metadata: posted with it, front matter, format properties.")
     score: float
 
 
@@ -70,7 +101,10 @@ class SearchResponse(BaseModel):
 )
 def search(body: SearchRequest, settings: SettingsDep, embedder: EmbedderDep) -> SearchResponse:
     """Embed the query with the configured embedder (query prefix included) and rank the collection's index."""
-    found = search_index(settings.layout.index_path(body.collection), embedder, body.query, body.k, collection=body.collection)
+    where = body.filter.to_filter() if body.filter is not None else None
+    found = search_index(
+        settings.layout.index_path(body.collection), embedder, body.query, body.k, collection=body.collection, where=where
+    )
     return SearchResponse(
         collection=body.collection, model=found.model, results=[SearchHit(**row) for row in found.results]
     )

@@ -19,7 +19,9 @@ from orca.home import FALLBACK_DAGSTER_YAML, project_file
 from tests.processes import orca_env, run_cli
 
 COLLECTION = "handbook"
-INDEX_COLUMNS = {"chunk_id", "doc_id", "chunk_index", "text", "embedding", "model", "source"}
+INDEX_COLUMNS = {
+    "chunk_id", "doc_id", "chunk_index", "text", "embedding", "model", "source", "page", "section", "title", "metadata",
+}  # fmt: skip
 
 DOCUMENTS = {
     "baking/sourdough.md": "# Sourdough bread\n\nFeed the sourdough starter with flour and water the night before. "
@@ -116,6 +118,20 @@ def test_search_puts_the_matching_document_first(materialized):
     assert result.returncode == 0, result.stdout + result.stderr
     positions = {doc: result.stdout.find(doc) for doc in DOCUMENTS if doc in result.stdout}
     assert min(positions, key=positions.get) == "baking/sourdough.md", result.stdout
+
+
+@pytest.mark.timeout(300)
+def test_search_filters_and_shows_where_each_hit_is(materialized):
+    _home, env, first = materialized
+    assert first.returncode == 0, first.stdout + first.stderr
+    result = run_cli(["search", COLLECTION, "sourdough starter flour loaf", "--doc-prefix", "baking/"], env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "baking/sourdough.md" in result.stdout and "volcanoes.txt" not in result.stdout
+    assert "Sourdough bread" in result.stdout  # the title (and section) of the hit
+    nothing = run_cli(["search", COLLECTION, "sourdough", "--where", "team=infra"], env=env)
+    assert nothing.returncode == 0 and "No results" in nothing.stdout, nothing.stdout
+    bad = run_cli(["search", COLLECTION, "sourdough", "--pages", "9-2"], env=env)
+    assert bad.returncode == 2 and "orca search: error: the page range 9-2 is empty" in bad.stderr
 
 
 @pytest.mark.timeout(300)

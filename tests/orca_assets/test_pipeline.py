@@ -10,10 +10,10 @@ import pytest
 
 from orca_resources.ollama import OllamaResource
 from tests.documents_fixture import write_collection
-from tests.pipeline_helpers import Pipeline, check_results, failure_message, index_vectors, metadata
+from tests.pipeline_helpers import Pipeline, check_results, failure_message, index_vectors, metadata, warning_checks
 
 PREFIX = "search_document: "
-CONTRACT_COLUMNS = ["chunk_id", "doc_id", "chunk_index", "text", "embedding", "model", "source"]
+CONTRACT_COLUMNS = ["chunk_id", "doc_id", "chunk_index", "text", "embedding", "model", "source", "page", "section", "title", "metadata"]
 
 
 @pytest.fixture
@@ -53,6 +53,7 @@ def test_collection_materializes_end_to_end(pipeline, ollama_standin):
     assert (docs["added"], docs["failed"], docs["deleted"]) == (5, 1, 0)
     assert metadata(result, "embeddings")["inputs_sent"] == ollama_standin.stats.inputs_embedded > 0
     assert metadata(result, "embedding_index")["dagster/row_count"] == index.num_rows
+    assert warning_checks(result) == {"failed_documents_check": False}  # broken.txt: a warning, the run succeeds
     assert check_results(result) == {
         "embedding_dimension_check": True,
         "embedding_values_check": True,

@@ -122,7 +122,8 @@ def reference_index(chunk_table: pa.Table, store: pa.Table) -> set[tuple]:
         found = position.get(embedding_key(identity, chunk["text"]))
         if found is not None:
             rows.add((chunk["chunk_id"], chunk["doc_id"], chunk["chunk_index"], chunk["text"],
-                      tuple(vectors[found]), store.schema.metadata[b"model"].decode(), chunk["source"]))
+                      tuple(vectors[found]), store.schema.metadata[b"model"].decode(), chunk["source"],
+                      chunk["page"], chunk["section"], chunk["title"], chunk["metadata"]))
     return rows
 
 
@@ -133,7 +134,9 @@ def test_streamed_index_equals_the_in_memory_join(tmp_path, monkeypatch):
     chunk_table = pa.table({
         "chunk_id": [f"c{i}" for i in range(60)], "doc_id": [f"d{i // 7}" for i in range(60)],
         "chunk_index": pa.array([i % 7 for i in range(60)], pa.int32()), "text": pa.array(texts, pa.large_string()),
-        "source": [f"inbox/x/d{i // 7}" for i in range(60)],
+        "source": [f"inbox/x/d{i // 7}" for i in range(60)], "page": pa.array([i % 3 + 1 for i in range(60)], pa.int32()),
+        "section": [f"S{i % 4}" for i in range(60)], "title": [f"T{i // 7}" for i in range(60)],
+        "metadata": ['{"n": %d}' % (i // 7) for i in range(60)],
     })
     pq.write_table(chunk_table, tmp_path / "chunks.parquet")
     store = EmbeddingStore(tmp_path, info)
@@ -150,7 +153,8 @@ def test_streamed_index_equals_the_in_memory_join(tmp_path, monkeypatch):
     assert read_footer(target).metadata["orca.inputs"] == "stamp"
     assert read_footer(target).metadata["orca.model"] == info.name
     expected = reference_index(chunk_table, pq.read_table(tmp_path / STORE_FILE))
-    found = {(r["chunk_id"], r["doc_id"], r["chunk_index"], r["text"], tuple(r["embedding"]), r["model"], r["source"])
+    found = {(r["chunk_id"], r["doc_id"], r["chunk_index"], r["text"], tuple(r["embedding"]), r["model"], r["source"],
+              r["page"], r["section"], r["title"], r["metadata"])
              for r in index.to_pylist()}
     assert found == expected and rows == index.num_rows == len(expected) < 60
     assert documents == len({row[1] for row in expected})

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orca_core.loaders import SUPPORTED_SUFFIXES, DocumentError, html_to_text, read_document
+from orca_core.formats.html import html_to_text
+from orca_core.loaders import SUPPORTED_SUFFIXES, DocumentError, read_document
 from orca_core.names import is_ignored_name
 
 
@@ -16,6 +17,10 @@ def write(tmp_path: Path, name: str, content: str | bytes) -> Path:
     path = tmp_path / name
     path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
     return path
+
+
+def text_of(path: Path, **kwargs) -> str:
+    return read_document(path, **kwargs).text
 
 
 def reason_of(path: Path, **kwargs) -> str:
@@ -26,26 +31,29 @@ def reason_of(path: Path, **kwargs) -> str:
 
 
 def test_supported_suffixes_are_the_documented_set() -> None:
-    assert SUPPORTED_SUFFIXES == {".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".json", ".jsonl"}
+    assert SUPPORTED_SUFFIXES == {
+        ".txt", ".md", ".markdown", ".rst", ".html", ".htm", ".json", ".jsonl",
+        ".pdf", ".docx", ".pptx", ".xlsx", ".epub", ".csv", ".eml", ".ipynb",
+    }  # fmt: skip
 
 
 def test_markdown_is_returned_as_is_with_newlines_normalised(tmp_path: Path) -> None:
     source = "# Guide\r\n\r\nIntro.\r\n\r\n```python\r\nprint('x')\r\n```\r\n"
-    text = read_document(write(tmp_path, "guide.MD", source))
+    text = text_of(write(tmp_path, "guide.MD", source))
     assert text == source.replace("\r\n", "\n")
     assert "\r" not in text
 
 
 def test_suffix_is_case_insensitive_and_utf8_bom_is_dropped(tmp_path: Path) -> None:
     path = write(tmp_path, "notes.TXT", b"\xef\xbb\xbfHello, world.\n")
-    assert read_document(path) == "Hello, world.\n"
+    assert text_of(path) == "Hello, world.\n"
 
 
 def test_cjk_and_hindi_text_round_trip(tmp_path: Path) -> None:
     cjk = "東京は日本の首都です。人口は千四百万人を超えています。"
     hindi = "भारत एक विशाल देश है। यहाँ अनेक भाषाएँ बोली जाती हैं॥"
-    assert read_document(write(tmp_path, "tokyo.txt", cjk)) == cjk
-    assert read_document(write(tmp_path, "bharat.rst", hindi)) == hindi
+    assert text_of(write(tmp_path, "tokyo.txt", cjk)) == cjk
+    assert text_of(write(tmp_path, "bharat.rst", hindi)) == hindi
 
 
 def test_html_drops_noise_and_keeps_structure(tmp_path: Path) -> None:
@@ -56,7 +64,7 @@ def test_html_drops_noise_and_keeps_structure(tmp_path: Path) -> None:
     <h2>Dances</h2><p>Bees dance to tell&hellip; where &amp; how far flowers are.<br>Second line.</p>
     <ul><li>waggle</li><li>round</li></ul><pre>  code  keeps
     its   spacing</pre><footer>Copyright</footer><script>alert(1)</script></body></html>"""
-    text = read_document(write(tmp_path, "bees.HTM", page))
+    text = text_of(write(tmp_path, "bees.HTM", page))
     paragraphs = text.split("\n\n")
     assert paragraphs[0] == "# Honey bees"
     assert paragraphs[1] == "A colony keeps its hive warm in winter by shivering."
@@ -79,17 +87,17 @@ def test_html_with_only_noise_is_empty(tmp_path: Path) -> None:
 
 def test_json_uses_text_field_with_title_heading(tmp_path: Path) -> None:
     path = write(tmp_path, "note.json", json.dumps({"title": "Volcanoes\n now", "text": "Basalt flows far.", "id": 7}))
-    assert read_document(path) == "# Volcanoes now\n\nBasalt flows far."
+    assert text_of(path) == "# Volcanoes now\n\nBasalt flows far."
 
 
 def test_json_falls_back_to_content_then_body(tmp_path: Path) -> None:
-    assert read_document(write(tmp_path, "a.json", '{"content": "From content.", "body": "no"}')) == "From content."
-    assert read_document(write(tmp_path, "b.json", '{"text": 5, "body": "From body."}')) == "From body."
+    assert text_of(write(tmp_path, "a.json", '{"content": "From content.", "body": "no"}')) == "From content."
+    assert text_of(write(tmp_path, "b.json", '{"text": 5, "body": "From body."}')) == "From body."
 
 
 def test_json_without_text_field_joins_all_strings_depth_first(tmp_path: Path) -> None:
     value = {"name": "Ada", "tags": ["math", {"deep": "engine"}], "n": 3, "empty": " ", "last": "notes"}
-    assert read_document(write(tmp_path, "ada.json", json.dumps(value))) == "Ada\n\nmath\n\nengine\n\nnotes"
+    assert text_of(write(tmp_path, "ada.json", json.dumps(value))) == "Ada\n\nmath\n\nengine\n\nnotes"
 
 
 def test_deeply_nested_json_does_not_crash(tmp_path: Path) -> None:
@@ -104,7 +112,7 @@ def test_invalid_json_is_reported_with_position(tmp_path: Path) -> None:
 
 def test_jsonl_joins_records_and_skips_blank_lines(tmp_path: Path) -> None:
     lines = ['{"title": "One", "text": "First record."}', "", "   ", '{"body": "Second record."}', '["x", "y"]']
-    text = read_document(write(tmp_path, "feed.jsonl", "\n".join(lines) + "\n"))
+    text = text_of(write(tmp_path, "feed.jsonl", "\n".join(lines) + "\n"))
     assert text == "# One\n\nFirst record.\n\nSecond record.\n\nx\n\ny"
 
 
@@ -152,7 +160,7 @@ def test_oversized_file_is_refused_before_reading(tmp_path: Path, monkeypatch: p
 
 
 def test_file_at_the_size_limit_is_accepted(tmp_path: Path) -> None:
-    assert read_document(write(tmp_path, "edge.txt", "x" * 100), max_bytes=100) == "x" * 100
+    assert text_of(write(tmp_path, "edge.txt", "x" * 100), max_bytes=100) == "x" * 100
 
 
 def test_unsupported_type_is_refused(tmp_path: Path) -> None:
@@ -201,3 +209,24 @@ def test_in_progress_and_hidden_names_are_ignored(name: str) -> None:
 @pytest.mark.parametrize("name", ["guide.md", "notes.txt", "c#.md", "#tag.md", "a~b.txt", "sub/page.html", "temp.md"])
 def test_ordinary_names_are_not_ignored(name: str) -> None:
     assert not is_ignored_name(name)
+
+
+def test_markdown_front_matter_becomes_title_and_properties(tmp_path: Path) -> None:
+    source = "---\ntitle: Field guide\nteam: infra\ntags: [a, b]\n---\n# Install\n\nSteps.\n"
+    document = read_document(write(tmp_path, "guide.md", source))
+    assert document.text == "# Install\n\nSteps.\n"
+    assert (document.title, document.properties) == ("Field guide", {"team": "infra", "tags": "a, b"})
+    assert document.pages is None
+
+
+def test_the_title_is_the_first_heading_or_the_html_title(tmp_path: Path) -> None:
+    assert read_document(write(tmp_path, "a.md", "Intro.\n\n## Set up ##\n\nText.")).title == "Set up"
+    assert read_document(write(tmp_path, "b.txt", "No heading here.")).title is None
+    page = "<html><head><title> Bees  of the world </title></head><body><h1>Hives</h1><p>x</p></body></html>"
+    assert read_document(write(tmp_path, "c.html", page)).title == "Bees of the world"
+
+
+def test_a_thematic_break_at_the_top_is_not_front_matter(tmp_path: Path) -> None:
+    source = "---\n: not yaml [\n---\nText.\n"
+    document = read_document(write(tmp_path, "odd.md", source))
+    assert document.text == source and document.properties == {}

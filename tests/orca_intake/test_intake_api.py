@@ -74,7 +74,8 @@ def test_uploaded_files_keep_their_names_and_bytes(intake_client):
     [
         ([("files", ("bad.txt", b"ok \xff\xfe bad"))], None, "invalid_encoding", "bad.txt"),
         ([("files", ("utf16.txt", "hi".encode("utf-16")))], None, "invalid_encoding", "utf16.txt"),
-        ([("files", ("slides.pptx", b"PK\x03\x04"))], None, "unsupported_file_type", "slides.pptx"),
+        ([("files", ("slides.key", b"PK\x03\x04"))], None, "unsupported_file_type", "slides.key"),
+        ([("files", ("slides.pptx", b"%PDF-1.7\n"))], None, "invalid_document", "slides.pptx"),
         ([("files", ("noext", b"text"))], None, "unsupported_file_type", "noext"),
         ([("files", ("../escape.txt", b"text"))], None, "invalid_doc_id", "escape.txt"),
         ([("files", (".hidden.txt", b"text"))], None, "invalid_doc_id", ".hidden.txt"),

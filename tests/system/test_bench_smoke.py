@@ -2,7 +2,8 @@
 
 Keeps `bench/` from rotting in CI. It never needs `../shared`: at smoke size the benchmarks write their own
 synthetic documents, and ORCA_BENCH_CORPUS is pointed at a folder that does not exist to prove it. The
-trigger-latency benchmark starts a whole `orca up`, so it runs in a test of its own (each under a minute).
+trigger-latency benchmark starts a whole `orca up`, and extraction generates PDFs, so each runs in a test of its
+own (each under a minute).
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ EXPECTED_ROWS = {
         "9 text splitter: a large document",
     ],
     "trigger": ["6 trigger latency"],
+    "extraction": [
+        "10 extraction: PDF pages per second",
+        "10 extraction: 4 PDFs on every core",
+        "10 extraction: DOCX files per second",
+    ],
 }
 
 
@@ -61,3 +67,7 @@ def test_bench_smoke_produces_every_row(tmp_path: Path) -> None:
 
 def test_bench_smoke_trigger_latency(tmp_path: Path) -> None:
     run_smoke(tmp_path, "trigger")
+
+
+def test_bench_smoke_extraction(tmp_path: Path) -> None:
+    run_smoke(tmp_path, "extraction")

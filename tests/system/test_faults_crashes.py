@@ -109,6 +109,10 @@ PUBLISHER = textwrap.dedent(
                 "embedding": [[1.0, float(i % 7), 0.5, 0.25] for i in range(rows)],
                 "model": [model] * rows,
                 "source": ["inbox"] * rows,
+                "page": [None] * rows,
+                "section": [None] * rows,
+                "title": [None] * rows,
+                "metadata": ["{}"] * rows,
             },
             schema=INDEX_SCHEMA,
         )

@@ -16,7 +16,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-import orca_assets.documents as documents_module
+import orca_assets.extraction_pool as extraction_pool
 from orca_assets.jobs import embedding_assets
 from orca_resources.hashing_embedder import HashingEmbedderResource
 from tests.documents_fixture import write_collection
@@ -167,14 +167,14 @@ def test_names_with_spaces_newlines_and_other_scripts_are_indexed_under_their_na
 def test_a_file_deleted_between_listing_and_reading_is_recorded_unreadable(pipeline, monkeypatch):
     doomed = pipeline.inbox / "doomed.txt"
     doomed.write_text("This note will be gone before it is read.", encoding="utf-8")
-    real_read = documents_module.read_document
+    real_read = extraction_pool.read_document
 
     def read_after_a_delete(path, **kwargs):
         if Path(path).name == "doomed.txt":
             os.unlink(path)  # another process removes it after the scan listed it
         return real_read(path, **kwargs)
 
-    monkeypatch.setattr(documents_module, "read_document", read_after_a_delete)
+    monkeypatch.setattr(extraction_pool, "read_document", read_after_a_delete)
     result = run(pipeline)
     reason = assert_refused(pipeline, result, "doomed.txt", "unreadable")
     assert "No such file" in reason
