@@ -8,7 +8,7 @@ import dagster as dg
 
 from orca_assets.jobs import embed_collection_job, embedding_assets
 from orca_assets.prepare_model_job import prepare_model_job
-from orca_assets.purge_collection_job import purge_collection_job
+from orca_assets.purge_collection_job import purge_collection_job, purge_collection_with_pgvector_job
 from orca_core.settings import OrcaSettings
 from orca_resources.embedders import embedder_resource, ollama_resource
 from orca_resources.intake_queue_resource import IntakeQueueResource
@@ -26,10 +26,19 @@ warnings.filterwarnings("ignore", message="Parameter `owners` of initializer `Se
 def build_definitions(settings: OrcaSettings | None = None) -> dg.Definitions:
     """Orca's assets, checks, jobs, sensors, schedule and resources for `settings` (default: the environment's)."""
     settings = settings or OrcaSettings.from_env()
+    assets, purge_job, sink = list(embedding_assets), purge_collection_job, {}
+    if settings.pgvector_url:
+        # Imported only here: without the setting, the sink's module (and psycopg2) is never loaded.
+        from orca_assets.pgvector_table import pgvector_table
+        from orca_resources.pgvector import PgVectorResource
+
+        assets.append(pgvector_table)
+        purge_job = purge_collection_with_pgvector_job  # same name, one more op: drops the table
+        sink = {"pgvector": PgVectorResource(url=settings.pgvector_url, schema_name=settings.pgvector_schema)}
     return dg.Definitions(
-        assets=embedding_assets,
-        jobs=[embed_collection_job, prepare_model_job, purge_collection_job],
-        sensors=[inbox_sensor, intake_sensor, intake_run_status_sensor],
+        assets=assets,
+        jobs=[embed_collection_job, prepare_model_job, purge_job],
+        sensors=[inbox_sensor, _targeting(intake_sensor, purge_job), intake_run_status_sensor],
         schedules=[build_reindex_schedule(settings)],
         resources={
             "embedder": embedder_resource(settings),
@@ -44,8 +53,17 @@ def build_definitions(settings: OrcaSettings | None = None) -> dg.Definitions:
             # prepare_model_job talks to Ollama even when the embedder is the offline one, so the model can be
             # made ready before switching ORCA_EMBEDDER to ollama.
             "ollama": ollama_resource(settings),
+            **sink,
         },
     )
+
+
+def _targeting(sensor: dg.SensorDefinition, job: dg.JobDefinition) -> dg.SensorDefinition:
+    """`sensor` with its job of `job`'s name replaced by `job`: the intake sensor targets the purge job by
+    object, and with the pgvector sink the job of that name is the variant that also drops the table."""
+    if any(target is job for target in sensor.jobs):
+        return sensor
+    return sensor.with_updated_jobs([job if target.name == job.name else target for target in sensor.jobs])
 
 
 @dg.definitions

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from orca_assets.documents import documents
-from orca_assets.partitions import collections_partitions
+from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
 from orca_assets.text_splitter import CHUNKER_VERSION, split_document
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.embedder import Embedder
@@ -61,7 +61,7 @@ def effective_max_tokens(requested: int, context_length: int, prefix: str) -> in
 @dg.asset(
     partitions_def=collections_partitions,
     deps=[documents],
-    group_name="embedding",
+    group_name=EMBEDDING_GROUP,
     kinds={"python", "parquet"},
     description="Heading-, paragraph- and sentence-aware chunks of every readable document, sized to the model.",
 )

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from orca_assets.extraction_pool import read_documents
 from orca_assets.inbox_scan import InboxFile, scan_inbox
-from orca_assets.partitions import collections_partitions
+from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.formats import is_packaged
 from orca_core.layout import DOCUMENTS_FILE, FAILED_DOCUMENTS_FILE, Layout
@@ -102,7 +102,7 @@ def _documents_table(warehouse: WarehouseResource, collection: str, rows: list[d
 
 @dg.asset(
     partitions_def=collections_partitions,
-    group_name="embedding",
+    group_name=EMBEDDING_GROUP,
     kinds={"python", "parquet"},
     description="Every document of the collection's inbox as text, with its content hash and status.",
     check_specs=[

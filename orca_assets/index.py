@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from orca_assets.checks import INDEX_CHECK_SPECS, IndexFile, check_results, failures, judge_index
 from orca_assets.embedding_store import embedding_key
 from orca_assets.embeddings import embeddings
-from orca_assets.partitions import collections_partitions
+from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.layout import CHUNKS_FILE, STAGED_INDEX_FILE, STORE_FILE
 from orca_resources.warehouse import (
@@ -145,7 +145,7 @@ def index_inputs(warehouse: WarehouseResource, collection: str) -> str | None:
 @dg.asset(
     partitions_def=collections_partitions,
     deps=[embeddings],
-    group_name="embedding",
+    group_name=EMBEDDING_GROUP,
     kinds={"parquet"},
     check_specs=INDEX_CHECK_SPECS,
     description="The served index: one row per current chunk with its vector "

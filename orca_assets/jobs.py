@@ -6,13 +6,16 @@ from orca_assets.chunks import chunks
 from orca_assets.documents import documents
 from orca_assets.embeddings import embeddings
 from orca_assets.index import embedding_index
+from orca_assets.partitions import EMBEDDING_GROUP
 from orca_core.tags import KIND_TAG
 
 embedding_assets = [documents, chunks, embeddings, embedding_index]
 
 embed_collection_job = dg.define_asset_job(
     name="embed_collection_job",
-    selection=dg.AssetSelection.assets(*embedding_assets),  # with the index's checks, declared on it
+    # The group, resolved against the Definitions: the four assets (their checks with them) and, when
+    # ORCA_PGVECTOR_URL adds it to the graph, the pgvector sink.
+    selection=dg.AssetSelection.groups(EMBEDDING_GROUP),
     description="Bring one collection's index up to date: read, chunk, embed what changed, publish.",
     tags={KIND_TAG: "embed"},
 )

@@ -18,6 +18,10 @@ Run queue: launched through the intake, a purge run carries the tag `dagster/par
 dagster.yaml's per-partition limit keeps it and the collection's embed runs one at a time. Then embed runs
 still *queued* are waiting for this purge and do not count as in progress. Launched from the launchpad
 without that tag, queued embed runs count too (the queue could start one at any moment).
+
+With ORCA_PGVECTOR_URL set, orca/definitions.py serves `purge_collection_with_pgvector_job` under the same
+name: a third op, `drop_pgvector_table`, drops the collection's table once the rest is gone. Without the
+setting the job needs no database and no `pgvector` resource.
 """
 
 # No `from __future__ import annotations`: Dagster reads the ops' context annotations at definition time.
@@ -35,6 +39,7 @@ from orca_core.folder_lock import folder_lock
 from orca_core.layout import check_collection
 from orca_core.tags import KIND_TAG, PARTITION_TAG, REQUEST_IDS_TAG
 from orca_resources.intake_queue_resource import IntakeQueueResource
+from orca_resources.pgvector import PgVectorResource  # imports no psycopg2 until a client is made
 from orca_resources.warehouse import WarehouseResource
 
 POLL_SECONDS = 1.0
@@ -205,3 +210,24 @@ def purge_collection(
 def purge_collection_job() -> None:
     """wait_until_collection_idle -> purge_collection."""
     purge_collection(wait_until_collection_idle())
+
+
+@dg.op(description="Drop the collection's pgvector table (the job has this op only when ORCA_PGVECTOR_URL is set).")
+def drop_pgvector_table(context: dg.OpExecutionContext, summary: dict, pgvector: PgVectorResource) -> dg.Output[dict]:
+    """The purge summary with `pgvector_table_dropped`."""
+    collection = summary["collection"]
+    dropped = pgvector.client().drop(collection)
+    context.log.info(f"{collection}: pgvector table {pgvector.schema_name}.{collection} "
+                     + ("dropped" if dropped else "did not exist"))
+    summary = {**summary, "pgvector_table_dropped": dropped}
+    return dg.Output(summary, metadata=summary)
+
+
+@dg.job(
+    name=purge_collection_job.name,  # the same job for sensors, the intake and the launchpad; one more step
+    description=purge_collection_job.description,
+    tags={KIND_TAG: "purge"},
+)
+def purge_collection_with_pgvector_job() -> None:
+    """wait_until_collection_idle -> purge_collection -> drop_pgvector_table."""
+    drop_pgvector_table(purge_collection(wait_until_collection_idle()))

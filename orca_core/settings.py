@@ -38,7 +38,7 @@ MIN_TOKEN_CHARS = 16
 MIN_SECRET_BYTES = 32
 MAKE_SECRET = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 RATE_LIMIT_OFF = ("", "off", "0", "none")  # ORCA_INTAKE_RATE_LIMIT values that mean no limit
-SECRET_FIELDS = frozenset({"intake_tokens", "intake_jwt_secret"})  # never repeated in an error message
+SECRET_FIELDS = frozenset({"intake_tokens", "intake_jwt_secret", "pgvector_url"})  # never repeated in an error message
 
 
 class SettingsError(ValueError):
@@ -149,6 +149,13 @@ class OrcaSettings(BaseSettings):
     max_collections: PositiveInt = Field(
         1000, description="Collections there may be; a post or a folder that would add one more is refused."
     )
+    # -- the pgvector sink ----------------------------------------------------------------------------
+    pgvector_url: str | None = Field(
+        None, repr=False,  # a URL may carry a password
+        description="PostgreSQL URL (with the `vector` extension) that receives each collection as a table; "
+        "unset: no pgvector sink.",
+    )
+    pgvector_schema: str = Field("orca", description="Schema of the pgvector tables (one per collection).")
     # -- schedules and sensors ------------------------------------------------------------------------
     reindex_cron: str = Field("0 3 * * *", description="When the reindex schedule runs.")
     timezone: str = Field("UTC", description="IANA time zone of the reindex schedule.")
@@ -191,7 +198,7 @@ class OrcaSettings(BaseSettings):
 
     @field_validator(
         "intake_jwt_secret", "intake_jwks_url", "intake_jwt_audience", "intake_jwt_issuer", "intake_forwarded_allow_ips",
-        mode="before",
+        "pgvector_url", mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
