@@ -8,6 +8,8 @@ the served one.
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from orca_assets.partitions import collections_partitions
-from orca_core.layout import CHUNKS_FILE, DOCUMENTS_FILE, FAILED_CHUNKS_FILE
+from orca_core.layout import CHUNKS_FILE, DOCUMENTS_FILE, FAILED_CHUNKS_FILE, INDEX_VERDICTS_FILE
 from orca_resources.warehouse import ROW_GROUP_ROWS, WarehouseResource, open_parquet, read_footer, read_parquet
 
 UNIT_NORM_TOLERANCE = 1e-3
@@ -179,3 +181,44 @@ def check_results(verdicts: list[tuple[IndexCheck, Verdict]]) -> list[dg.AssetCh
 def failures(verdicts: list[tuple[IndexCheck, Verdict]]) -> str:
     """'name: why; name: why' for the checks that failed ('' when all passed)."""
     return "; ".join(f"{check.name}: {verdict.why}" for check, verdict in verdicts if not verdict.passed)
+
+
+def judged_files(index: IndexFile, inputs: str | None) -> list:
+    """What the verdicts depend on: the index file itself (inode, size, mtime), the chunks and vectors it was
+    built from, and the documents table; a file edited by hand gets a new mtime and is judged again."""
+    identity: list = [inputs]
+    for path in (index.path, index.warehouse.path(index.collection, DOCUMENTS_FILE)):
+        try:
+            info = os.stat(path)
+            identity.append([info.st_ino, info.st_size, info.st_mtime_ns])
+        except FileNotFoundError:
+            identity.append(None)
+    return identity
+
+
+def remembered_verdicts(index: IndexFile, inputs: str | None) -> list[tuple[IndexCheck, Verdict]] | None:
+    """The verdicts recorded for this very file when it was last judged and passed, or None."""
+    try:
+        record = json.loads(index.warehouse.path(index.collection, INDEX_VERDICTS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("judged") != judged_files(index, inputs):
+        return None
+    saved = record.get("verdicts", {})
+    if set(saved) != {check.name for check in INDEX_CHECKS}:
+        return None
+    return [(check, Verdict(True, saved[check.name]["metadata"], saved[check.name]["why"])) for check in INDEX_CHECKS]
+
+
+def remember_verdicts(index: IndexFile, inputs: str | None, verdicts: list[tuple[IndexCheck, Verdict]]) -> None:
+    """Record passing verdicts of the served index, so an unchanged run need not read every vector again."""
+    if failures(verdicts):
+        return
+    record = {
+        "judged": judged_files(index, inputs),
+        "verdicts": {check.name: {"metadata": verdict.metadata, "why": verdict.why} for check, verdict in verdicts},
+    }
+    target = index.warehouse.path(index.collection, INDEX_VERDICTS_FILE)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, target)

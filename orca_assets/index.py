@@ -21,7 +21,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orca_assets.checks import INDEX_CHECK_SPECS, IndexFile, check_results, failures, judge_index
+from orca_assets.checks import (
+    INDEX_CHECK_SPECS,
+    IndexFile,
+    check_results,
+    failures,
+    judge_index,
+    remember_verdicts,
+    remembered_verdicts,
+)
 from orca_assets.embedding_store import embedding_key
 from orca_assets.embeddings import embeddings
 from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
@@ -164,8 +172,11 @@ def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     published = read_footer(path)
     unchanged = inputs is not None and published is not None and published.metadata.get("orca.inputs") == inputs
     repaired = False
+    served = IndexFile(path, warehouse, collection)
     if unchanged:
-        verdicts = judge_index(IndexFile(path, warehouse, collection))
+        # Judged when published, and the very same file since (inode, size, mtime): those verdicts still hold.
+        remembered = remembered_verdicts(served, inputs)
+        verdicts = remembered or judge_index(served)
         if failed := failures(verdicts):
             # Same inputs, yet the served file fails: it was damaged after it was published. Build it again.
             context.log.warning(f"{collection}: the served index fails its checks ({failed}); rebuilding it")
@@ -189,8 +200,11 @@ def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                 metadata={"failed_checks": ", ".join(c.name for c, v in verdicts if not v.passed)},
             )
         publish_file(staged, path)
+        remember_verdicts(served, inputs, verdicts)
         context.log.info(f"{collection}: published {rows} rows from {documents} documents to {path}")
     else:
+        if remembered is None:
+            remember_verdicts(served, inputs, verdicts)
         yield from check_results(verdicts)
     meta = read_footer(path).metadata
     yield dg.MaterializeResult(

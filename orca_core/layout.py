@@ -40,6 +40,7 @@ PARTS_DIR = "embeddings.parts"  # per-batch progress of a run, folded into STORE
 FAILED_CHUNKS_FILE = "failed_chunks.parquet"
 INDEX_FILE = "embedding_index.parquet"
 STAGED_INDEX_FILE = "embedding_index.staged.parquet"  # a new index while its checks judge it, never served
+INDEX_VERDICTS_FILE = "embedding_index.checked.json"  # the served index's check results, with what they judged
 LOCK_FILE = ".orca.lock"
 
 

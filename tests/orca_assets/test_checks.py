@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pytest
 
 import orca_assets.checks as checks_module
+import orca_assets.index as index_module
 from orca_assets.checks import IndexFile, chunk_coverage, deleted_documents, embedding_dimension, embedding_values
+from orca_assets.checks import judge_index as real_judge
 from orca_core.embedder import BatchOutcome
 from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.warehouse import write_parquet_atomic
@@ -108,3 +112,20 @@ def test_a_new_index_that_fails_a_check_is_not_served(built):
     assert "new.md" in set(built.index()["doc_id"].to_pylist())
     assert metadata(fixed, "embedding_index")["rewritten"] is True
     assert np.isclose(np.linalg.norm(built.index()["embedding"][0].as_py()), 1.0, atol=1e-3)
+
+
+def test_an_unchanged_run_reuses_the_verdicts_of_the_very_same_file(built, monkeypatch):
+    def must_not_judge(index):
+        raise AssertionError("an unchanged, already judged index must not be read again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(index_module, "judge_index", must_not_judge)
+        again = built.run(HashingEmbedderResource(dimensions=16), chunk_tokens=32)
+        assert again.success, failure_message(again)
+        assert set(check_results(again).values()) == {True}
+    stat = built.index_path.stat()
+    os.utime(built.index_path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # touched: judged again
+    judged = []
+    monkeypatch.setattr(index_module, "judge_index", lambda index: judged.append(index) or real_judge(index))
+    assert built.run(HashingEmbedderResource(dimensions=16), chunk_tokens=32).success
+    assert len(judged) == 1
