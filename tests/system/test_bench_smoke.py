@@ -38,6 +38,7 @@ EXPECTED_ROWS = {
         "10 extraction: PDF pages per second",
         "10 extraction: 4 PDFs on every core",
         "10 extraction: DOCX files per second",
+        "10 extraction beside embedding",
     ],
 }
 
