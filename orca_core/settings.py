@@ -138,13 +138,11 @@ class OrcaSettings(BaseSettings):
     intake_body_timeout: PositiveInt = Field(
         60, description="Seconds a request's body may take to arrive (408 after), so a slow sender holds a slot briefly."
     )
-    intake_max_connections: PositiveInt = Field(
-        500, description="Connections the intake serves at once; more are answered 503 at once."
-    )
+    intake_max_connections: PositiveInt = Field(500, description="Connections the intake serves at once; more get 503.")
     intake_max_body_bytes: PositiveInt = Field(32 * 1024 * 1024, description="Largest request body.")
     intake_max_documents: PositiveInt = Field(1000, description="Most documents (or inputs) in one request.")
     intake_max_text_bytes: PositiveInt = Field(
-        MAX_DOCUMENT_BYTES, description="Largest document; the documents asset reads no more either."
+        MAX_DOCUMENT_BYTES, description="Largest plain-text document (PDF, Office: 100 MiB); the run reads no more."
     )
     max_collections: PositiveInt = Field(
         1000, description="Collections there may be; a post or a folder that would add one more is refused."
