@@ -9,11 +9,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from orca_core.search import SearchError, SearchRow, search_index
+from orca_core.search import SearchError, SearchRow
 from orca_core.search_filter import SearchFilter
 from orca_core.settings import OrcaSettings
 from orca_resources.embedders import build_embedder
 from orca_resources.errors import EmbedderError
+from orca_resources.search_backend import search_collection
 
 SNIPPET_CHARS = 160
 
@@ -25,7 +26,7 @@ def search(
     do) when it cannot answer."""
     embedder = build_embedder(settings)  # the embedder the runs use: one factory chooses it for both
     try:
-        result = search_index(settings.layout.index_path(collection), embedder, query, k, collection=collection, where=where)
+        result = search_collection(settings, embedder, collection, query, k, where)
     except EmbedderError as error:
         raise SearchError(f"could not embed the query: {error}") from error
     finally:

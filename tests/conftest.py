@@ -275,3 +275,7 @@ def op_job() -> Callable[..., dg.JobDefinition]:
 
 
 # ---- end of op job fixtures ---------------------------------------------------------------------
+
+
+# ---- PostgreSQL with pgvector: fixtures in tests/pgvector_server.py ----------------------------------
+from tests.pgvector_server import pg_schema, pgvector_server_url  # noqa: E402, F401

@@ -6,11 +6,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orca_core.layout import check_collection
-from orca_core.search import search_index
 from orca_core.search_filter import SearchFilter
 from orca_intake.dependencies import EmbedderDep, SettingsDep
 from orca_intake.errors import JSON_BODY_ERROR_RESPONSES, ErrorBody
 from orca_intake.json_body import BoundedJSONRoute
+from orca_resources.search_backend import search_collection
 
 router = APIRouter(prefix="/v1", tags=["search"], route_class=BoundedJSONRoute)
 
@@ -100,11 +100,10 @@ class SearchResponse(BaseModel):
     },
 )
 def search(body: SearchRequest, settings: SettingsDep, embedder: EmbedderDep) -> SearchResponse:
-    """Embed the query with the configured embedder (query prefix included) and rank the collection's index."""
+    """Embed the query with the configured embedder (query prefix included) and rank the collection's index: its
+    pgvector table when ORCA_PGVECTOR_URL is set, else its Parquet index."""
     where = body.filter.to_filter() if body.filter is not None else None
-    found = search_index(
-        settings.layout.index_path(body.collection), embedder, body.query, body.k, collection=body.collection, where=where
-    )
+    found = search_collection(settings, embedder, body.collection, body.query, body.k, where)
     return SearchResponse(
         collection=body.collection, model=found.model, results=[SearchHit(**row) for row in found.results]
     )

@@ -14,7 +14,6 @@ import pytest
 from orca_assets.index import INDEX_SCHEMA
 from orca_assets.pgvector_table import drift_check_result
 from orca_resources.pgvector import PgVectorResource
-from tests.orca_assets.conftest import pg_schema, pgvector_server_url  # noqa: F401 (fixtures)
 
 
 def write_index(

