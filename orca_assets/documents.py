@@ -15,11 +15,10 @@ from orca_assets.extraction_pool import read_documents
 from orca_assets.inbox_scan import InboxFile, scan_inbox
 from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
 from orca_assets.writer_lock import one_writer_per_collection
-from orca_core.formats import is_packaged
+from orca_core.formats import MAX_TEXT_BYTES, is_packaged
 from orca_core.layout import DOCUMENTS_FILE, FAILED_DOCUMENTS_FILE, Layout
 from orca_core.loaders import DocumentError, Extracted
 from orca_core.markdown import markdown_text
-from orca_core.names import MAX_DOCUMENT_BYTES
 from orca_resources.inbox import read_source
 from orca_resources.warehouse import WarehouseResource
 
@@ -47,7 +46,7 @@ class DocumentsConfig(dg.Config):
     """Run configuration of the `documents` asset."""
 
     max_document_bytes: int = Field(
-        default=MAX_DOCUMENT_BYTES, description="Largest plain-text document read (packaged formats: their own limit)."
+        default=MAX_TEXT_BYTES, description="Largest plain-text document read (packaged formats: their own limit)."
     )
 
 

@@ -66,6 +66,7 @@ class Worker:
                 raise EOFError
             return pickle.loads(read_exactly(self.answers, int.from_bytes(head, "little")))
         except TimeoutError:
+            self.process.kill()  # hung: this worker is done; the pool makes a fresh one for the next file
             return DocumentError(f"converting took longer than {seconds:g} s (stopped; a damaged or hostile file?)")
         except (EOFError, OSError, pickle.UnpicklingError):
             return DocumentError("the converter crashed on this file (a damaged or hostile file?)")
@@ -99,10 +100,7 @@ class WorkerPool:
             worker = self.local.worker = Worker()
             with self.lock:
                 self.all.append(worker)
-        outcome = worker.read(path, max_bytes)
-        if isinstance(outcome, DocumentError) and worker.alive and "took longer" in outcome.reason:
-            worker.process.kill()  # hung: the next file gets a fresh worker
-        return outcome
+        return worker.read(path, max_bytes)
 
     def close(self) -> None:
         for worker in self.all:

@@ -10,12 +10,6 @@ from __future__ import annotations
 
 import unicodedata
 
-from orca_core.formats import DOCUMENT_SUFFIXES, MAX_TEXT_BYTES
-
-# The supported types (a posted document without one of these suffixes is stored as `<id>.txt`) and the
-# largest plain-text document are orca_core/formats' facts, named here too for the scanners and the intake.
-__all__ = ["DOCUMENT_SUFFIXES", "MAX_DOCUMENT_BYTES"]
-MAX_DOCUMENT_BYTES = MAX_TEXT_BYTES
 MAX_DOC_ID_BYTES = 1024
 MAX_COMPONENT_BYTES = 255  # NAME_MAX of common file systems
 # Names editors and copy tools use while writing; the inbox scanners skip them, so a document must not use them.

@@ -20,8 +20,8 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from orca_core.formats import MAX_TEXT_BYTES
 from orca_core.layout import LocalLayout
-from orca_core.names import MAX_DOCUMENT_BYTES
 
 ENV_PREFIX = "ORCA_"
 # Fields whose variable is not ORCA_<FIELD>: the names Ollama's and Dagster's own tools read.
@@ -142,7 +142,7 @@ class OrcaSettings(BaseSettings):
     intake_max_body_bytes: PositiveInt = Field(32 * 1024 * 1024, description="Largest request body.")
     intake_max_documents: PositiveInt = Field(1000, description="Most documents (or inputs) in one request.")
     intake_max_text_bytes: PositiveInt = Field(
-        MAX_DOCUMENT_BYTES, description="Largest plain-text document (PDF, Office: 100 MiB); the run reads no more."
+        MAX_TEXT_BYTES, description="Largest plain-text document (PDF, Office: 100 MiB); the run reads no more."
     )
     max_collections: PositiveInt = Field(
         1000, description="Collections there may be; a post or a folder that would add one more is refused."

@@ -132,10 +132,10 @@ def from_upload(filename: str | None, data: bytes, metadata: dict, settings: Orc
     label = f"file {filename!r}"
     doc_id = check_doc_id(names.normalize_doc_id(filename), label)
     suffix = PurePosixPath(doc_id).suffix.lower()
-    if suffix not in names.DOCUMENT_SUFFIXES:
+    if suffix not in formats.DOCUMENT_SUFFIXES:
         raise InvalidInput(
             f"{label}: unsupported file type '{suffix or '(none)'}'; use one of "
-            f"{', '.join(sorted(names.DOCUMENT_SUFFIXES))}",
+            f"{', '.join(sorted(formats.DOCUMENT_SUFFIXES))}",
             code="unsupported_file_type",
             details=_where(label),
         )
