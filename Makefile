@@ -3,6 +3,7 @@
 #   make test      run the test suite
 #   make up        start the webserver and daemon on the embedded default instance
 #   make bench     run the benchmarks (bench/run.py)
+#   make bench-search  search at a million chunks (docs/benchmarks-search.md; about 20 minutes)
 #   make clean     remove caches and build leftovers (keeps .venv and .orca)
 #   make distclean clean, and remove .venv too
 
@@ -13,7 +14,7 @@ VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.orca-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test up bench clean distclean
+.PHONY: help install test up bench bench-search clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -52,6 +53,9 @@ bench: install
 	else \
 		echo "No benchmarks yet (bench/run.py does not exist)."; \
 	fi
+
+bench-search: install
+	$(VENV_PYTHON) bench/run.py --only search_million --output docs/benchmarks-search.md
 
 clean:
 	rm -rf build dist .pytest_cache .hypothesis *.egg-info $(STAMP)

@@ -37,7 +37,11 @@ BENCHMARKS = [
     ("splitter", "bench.splitter"),
     ("model_load", "bench.model_load"),
     ("extraction", "bench.extraction"),
+    ("search", "bench.search"),
+    ("pgvector", "bench.pgvector"),
 ]
+# Run only when named (`make bench-search`): a million chunks take longer than make bench's 20-minute budget.
+EXTRA = [("search_million", "bench.search_million")]
 NOT_MEASURED: list[str] = []
 HEADER = ["benchmark", "figure", "ratio", "baseline (same run)", "target", "verdict"]
 
@@ -66,11 +70,11 @@ def table(rows: list[Row]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run Orca's benchmarks.")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, synthetic documents, no timing claims")
-    parser.add_argument("--only", help="comma-separated benchmark names: " + ", ".join(n for n, _ in BENCHMARKS))
+    parser.add_argument("--only", help="comma-separated benchmark names: " + ", ".join(n for n, _ in BENCHMARKS + EXTRA))
     parser.add_argument("--output", help="where to write the Markdown (default docs/benchmarks.md; smoke: a temp file)")
     args = parser.parse_args(argv)
     wanted = set(args.only.split(",")) if args.only else {name for name, _ in BENCHMARKS}
-    unknown = wanted - {name for name, _ in BENCHMARKS}
+    unknown = wanted - {name for name, _ in BENCHMARKS + EXTRA}
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     docs: list[str] = []
     failures: list[str] = []
     with tempfile.TemporaryDirectory(prefix="orca-bench-") as tmp:
-        for name, module_name in BENCHMARKS:
+        for name, module_name in BENCHMARKS + EXTRA:
             if name not in wanted:
                 continue
             began = time.perf_counter()

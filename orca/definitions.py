@@ -47,6 +47,7 @@ def build_definitions(settings: OrcaSettings | None = None) -> dg.Definitions:
                 inbox_sweep_ticks=settings.inbox_sweep_ticks,
                 inbox_follow_symlinks=settings.inbox_follow_symlinks,
                 max_collections=settings.max_collections,
+                search_copy=not settings.pgvector_url,
             ),
             # Only a URL here: the sensors open the queue inside their evaluations, never at import.
             "intake_queue": IntakeQueueResource(url=settings.intake_db_url),

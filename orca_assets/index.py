@@ -33,6 +33,7 @@ from orca_assets.checks import (
 from orca_assets.embedding_store import embedding_key
 from orca_assets.embeddings import embeddings
 from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
+from orca_assets.search_copy import sync_search_copy
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.layout import CHUNKS_FILE, STAGED_INDEX_FILE, STORE_FILE
 from orca_resources.warehouse import (
@@ -51,7 +52,7 @@ INDEX_SCHEMA = pa.schema(
         ("doc_id", pa.string()),
         ("chunk_index", pa.int32()),
         ("text", pa.string()),
-        ("embedding", pa.list_(pa.float32())),
+        ("embedding", pa.list_(pa.float32())),  # fixed_size_list<float32, dimensions> in a written index
         ("model", pa.string()),
         ("source", pa.string()),
         ("page", pa.int32()),  # 1-based page, slide or sheet where the chunk starts; null without pages
@@ -79,7 +80,9 @@ def index_schema(meta: dict[str, str], inputs: str | None) -> pa.Schema:
     }
     if inputs:
         fields["orca.inputs"] = inputs
-    return INDEX_SCHEMA.with_metadata(fields)
+    # Vectors of one length, as DuckDB arrays, Lance and numpy views expect them (no offsets to walk).
+    vectors = pa.field("embedding", pa.list_(pa.float32(), int(meta["dimensions"])))
+    return INDEX_SCHEMA.set(INDEX_SCHEMA.get_field_index("embedding"), vectors).with_metadata(fields)
 
 
 def chunk_keys(identity: str, texts: pa.ChunkedArray, slice_rows: int = 8192) -> pa.Array:
@@ -128,7 +131,7 @@ def _rows(picked: pa.Table, vectors: pa.Array, model: str, schema: pa.Schema) ->
             picked["doc_id"].combine_chunks(),
             picked["chunk_index"].combine_chunks(),
             picked["text"].combine_chunks().cast(pa.string()),
-            vectors.cast(pa.list_(pa.float32())),
+            vectors.cast(schema.field("embedding").type),
             pa.array([model] * picked.num_rows, pa.string()),
             picked["source"].combine_chunks(),
             picked["page"].combine_chunks(),
@@ -206,6 +209,7 @@ def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         if remembered is None:
             remember_verdicts(served, inputs, verdicts)
         yield from check_results(verdicts)
+    copy = sync_search_copy(context, warehouse, collection)
     meta = read_footer(path).metadata
     yield dg.MaterializeResult(
         metadata={
@@ -222,5 +226,6 @@ def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             "path": dg.MetadataValue.path(str(path)),
             "size_bytes": path.stat().st_size,
             "seconds": round(time.perf_counter() - started, 3),
+            **copy,
         }
     )

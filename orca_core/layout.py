@@ -4,6 +4,7 @@
       inbox/<collection>/...                 the documents (source of truth; sub-folders allowed)
       inbox/<collection>/.orca/sources/<doc_id>/record.json   where each posted document came from
       warehouse/<collection>/*.parquet       the assets' outputs; embedding_index.parquet is the served index
+      warehouse/<collection>/embedding_index.search/   the index's search copy (orca_core/ann): segments, manifest
       warehouse/<collection>/.orca.lock      held by the step writing the collection
       intake/queue.db                        the intake queue (SQLite, unless ORCA_INTAKE_DB_URL names another)
       dagster/                               DAGSTER_HOME, unless set
@@ -41,6 +42,7 @@ FAILED_CHUNKS_FILE = "failed_chunks.parquet"
 INDEX_FILE = "embedding_index.parquet"
 STAGED_INDEX_FILE = "embedding_index.staged.parquet"  # a new index while its checks judge it, never served
 INDEX_VERDICTS_FILE = "embedding_index.checked.json"  # the served index's check results, with what they judged
+SEARCH_DIR = "embedding_index.search"  # the served index's search copy: memory-mapped segments and HNSW graphs
 LOCK_FILE = ".orca.lock"
 
 
@@ -113,6 +115,10 @@ class Layout(abc.ABC):
     def index_path(self, collection: str) -> Path:
         """The served index (the contract in ARCHITECTURE.md)."""
         return self.warehouse_file(collection, INDEX_FILE)
+
+    def search_dir(self, collection: str) -> Path:
+        """The served index's search copy (orca_core/ann): what `orca search` and `/v1/search` read."""
+        return self.warehouse_file(collection, SEARCH_DIR)
 
     def inbox_source(self, collection: str, doc_id: str) -> str:
         """The `source` of a document dropped into the inbox: its path relative to ORCA_HOME."""

@@ -118,6 +118,9 @@ def _matrix(table: pa.Table) -> np.ndarray:
     column = table["embedding"].combine_chunks()
     if table.num_rows == 0:
         return np.zeros((0, 0), dtype=np.float32)
+    if pa.types.is_fixed_size_list(column.type) and column.null_count == 0:
+        values = column.flatten().to_numpy(zero_copy_only=False)  # one length, no offsets: a view of the values
+        return normalize_rows(values.astype(np.float32, copy=False).reshape(table.num_rows, -1))
     if pa.types.is_fixed_size_list(column.type):
         column = column.cast(pa.list_(column.type.value_type))
     lengths = pc.unique(pc.list_value_length(column)).to_pylist()

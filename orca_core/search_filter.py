@@ -79,16 +79,28 @@ def row_mask(index: FilterableIndex, where: SearchFilter) -> np.ndarray | None:
     """True for the rows `where` keeps; None when it keeps all of them."""
     if where.empty:
         return None
-    keep = np.ones(index.rows, dtype=bool)
+    return column_mask(index.rows, where, doc_ids=pa.array(index.doc_ids, pa.string()) if where.doc_id_prefix else None,
+                       pages=index.pages, metadata_codes=index.metadata_codes, metadata_values=index.metadata_values)  # fmt: skip
+
+
+def column_mask(
+    rows: int,
+    where: SearchFilter,
+    *,
+    doc_ids: pa.Array | pa.ChunkedArray | None,
+    pages: np.ndarray,
+    metadata_codes: np.ndarray | None,
+    metadata_values: list[str | None] | None,
+) -> np.ndarray:
+    """`row_mask` over columns: doc ids (Arrow), pages (0 for none), metadata as codes into distinct strings."""
+    keep = np.ones(rows, dtype=bool)
     if where.metadata:
-        good = np.array([_metadata_matches(raw, where.metadata) for raw in index.metadata_values], dtype=bool)
-        keep &= good[index.metadata_codes] if len(good) else np.zeros(index.rows, dtype=bool)
+        good = np.array([_metadata_matches(raw, where.metadata) for raw in metadata_values or []], dtype=bool)
+        keep &= good[metadata_codes] if len(good) else np.zeros(rows, dtype=bool)
     if where.doc_id_prefix:
-        doc_ids = pa.array(index.doc_ids, pa.string())
         keep &= pc.starts_with(doc_ids, where.doc_id_prefix).to_numpy(zero_copy_only=False)
     if where.page_min is not None or where.page_max is not None:
-        pages = index.pages  # 0 where a chunk has no page: never in a range
-        keep &= pages >= max(where.page_min or 1, 1)
+        keep &= pages >= max(where.page_min or 1, 1)  # 0 where a chunk has no page: never in a range
         if where.page_max is not None:
             keep &= pages <= where.page_max
     return keep

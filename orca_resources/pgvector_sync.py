@@ -34,6 +34,7 @@ MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently; we shorten th
 # The columns an index row fills, in COPY order (`updated_at` is set by the database).
 COLUMNS = ["chunk_id", "doc_id", "chunk_index", "text", "embedding", "model", "source", "page", "section", "title",
            "metadata"]
+HNSW_BUILD_MEMORY = "1GB"  # a million vectors of 768 dimensions need about 3 GB; past it the build goes on, slower
 COMPARED = [column for column in COLUMNS if column != "chunk_id"]
 Log = Callable[[str], None]
 
@@ -118,6 +119,9 @@ def _create_indexes(cur, schema: str, table: str) -> None:
     growing the graph row by row."""
     target = _ident(schema, table)
     names = _index_names(table)
+    # pgvector builds the graph in maintenance_work_mem and slows down many times once it no longer fits
+    # (the default 64 MB holds about 20,000 vectors of 768 dimensions); for this transaction only.
+    cur.execute(f"SET LOCAL maintenance_work_mem = '{HNSW_BUILD_MEMORY}'")
     cur.execute(sql.SQL("CREATE INDEX {} ON {} USING hnsw (embedding vector_cosine_ops)").format(
         sql.Identifier(names["embedding_hnsw"]), target))
     cur.execute(sql.SQL("CREATE INDEX {} ON {} (doc_id)").format(sql.Identifier(names["doc_id"]), target))

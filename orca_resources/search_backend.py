@@ -1,8 +1,11 @@
-"""Which index answers a search: the collection's pgvector table when ORCA_PGVECTOR_URL is set, else its
-Parquet index. `orca search` and `POST /v1/search` both call `search_collection`; the answer has one shape."""
+"""Which index answers a search: the collection's pgvector table when ORCA_PGVECTOR_URL is set, else the
+served index's search copy (orca_core/ann: memory-mapped, HNSW), else the Parquet index itself (a warehouse
+written before search copies existed, until its next run). `orca search` and `POST /v1/search` both call
+`search_collection`; the answer has one shape whichever answers."""
 
 from __future__ import annotations
 
+from orca_core.ann import open_search_copy, search_copy
 from orca_core.embedder import Embedder
 from orca_core.search import IndexUnreadable, SearchResult, search_index
 from orca_core.search_filter import SearchFilter
@@ -14,6 +17,9 @@ def search_collection(
 ) -> SearchResult:
     """The k best chunks of `collection` for `query`; IndexNotFound, ModelMismatch or the embedder's errors."""
     if not settings.pgvector_url:
+        copy = open_search_copy(settings.layout.search_dir(collection))
+        if copy is not None:
+            return search_copy(copy, embedder, query, k, collection=collection, where=where)
         return search_index(settings.layout.index_path(collection), embedder, query, k, collection=collection,
                             where=where)  # fmt: skip
     import psycopg2  # only when a database is configured

@@ -172,6 +172,8 @@ class WarehouseResource(dg.ConfigurableResource):
     inbox_sweep_ticks: int = OrcaSettings.model_fields["inbox_sweep_ticks"].default  # see OrcaSettings
     inbox_follow_symlinks: bool = False  # see OrcaSettings
     max_collections: int = OrcaSettings.model_fields["max_collections"].default  # see OrcaSettings
+    # The index's search copy (orca_core/ann), what local search reads; off when pgvector answers searches.
+    search_copy: bool = True
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Per run, not at import: the pool is process-wide, and importers such as the intake need not change it.
@@ -192,6 +194,9 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def index_path(self, collection: str) -> Path:
         return self.path(collection, INDEX_FILE)
+
+    def search_dir(self, collection: str) -> Path:
+        return self.layout.search_dir(collection)
 
     def read(self, collection: str, name: str, columns: list[str] | None = None) -> pa.Table | None:
         return read_parquet(self.path(collection, name), columns)

@@ -54,8 +54,9 @@ def rewritten(pipeline: Pipeline, path, change) -> IndexFile:
 def with_vector(table: pa.Table, row: int, vector: list[float]) -> pa.Table:
     vectors = [list(v) for v in table["embedding"].to_pylist()]
     vectors[row] = vector
-    column = pa.array(vectors, pa.list_(pa.float32()))
-    return table.set_column(table.schema.get_field_index("embedding"), table.schema.field("embedding"), column)
+    column = pa.array(vectors, pa.list_(pa.float32()))  # variable length, so a short vector can be staged
+    field = table.schema.field("embedding").with_type(column.type)
+    return table.set_column(table.schema.get_field_index("embedding"), field, column)
 
 
 def test_every_check_passes_the_index_it_built(built):

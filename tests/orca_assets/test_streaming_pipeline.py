@@ -100,8 +100,8 @@ def test_a_served_index_damaged_in_a_late_batch_is_caught_and_rebuilt(pipeline, 
     assert index.num_rows > 6
     vectors = [list(v) for v in index["embedding"].to_pylist()]
     vectors[-1] = [0.0] * 16
-    corrupted = index.set_column(index.schema.get_field_index("embedding"), index.schema.field("embedding"),
-                                 pa.array(vectors, pa.list_(pa.float32())))
+    column = pa.array(vectors, index.schema.field("embedding").type)
+    corrupted = index.set_column(index.schema.get_field_index("embedding"), index.schema.field("embedding"), column)
     # Same footer (same orca.inputs): only the checks can tell that the served file is no longer what was built.
     write_parquet_atomic(corrupted.replace_schema_metadata(index.schema.metadata), pipeline.index_path)
     result = pipeline.run(embedder, chunk_tokens=32)
@@ -149,7 +149,8 @@ def test_streamed_index_equals_the_in_memory_join(tmp_path, monkeypatch):
     target = tmp_path / "embedding_index.parquet"
     rows, documents = index_module.write_index(tmp_path / "chunks.parquet", tmp_path / STORE_FILE, target, "stamp")
     index = pq.read_table(target)
-    assert index.schema.remove_metadata() == index_module.INDEX_SCHEMA
+    expected = index_module.INDEX_SCHEMA.set(4, pa.field("embedding", pa.list_(pa.float32(), 8)))
+    assert index.schema.remove_metadata() == expected  # vectors of one length: fixed_size_list<float32, 8>
     assert read_footer(target).metadata["orca.inputs"] == "stamp"
     assert read_footer(target).metadata["orca.model"] == info.name
     expected = reference_index(chunk_table, pq.read_table(tmp_path / STORE_FILE))

@@ -40,6 +40,19 @@ EXPECTED_ROWS = {
         "10 extraction: DOCX files per second",
         "10 extraction beside embedding",
     ],
+    "pgvector": [
+        "12 pgvector: first load of 5,000 chunks",
+        "12 pgvector: 1% of the documents changed, 5,000 chunks",
+        "12 pgvector: query with HNSW, 5,000 chunks",
+        "12 pgvector: filter keeping 1%, 5,000 chunks",
+    ],
+    "search,search_million": [
+        "11 search: 5,000 chunks, 200 queries",
+        "11 search: 5,000 chunks, filter keeping 1%",
+        "11 search: 5,000 chunks, resident memory",
+        "11 search: 5,000 chunks, first query after a 1% update",
+        "11 search: 5,000 chunks, building the copy",
+    ],
 }
 
 
@@ -72,3 +85,13 @@ def test_bench_smoke_trigger_latency(tmp_path: Path) -> None:
 
 def test_bench_smoke_extraction(tmp_path: Path) -> None:
     run_smoke(tmp_path, "extraction")
+
+
+def test_bench_smoke_search(tmp_path: Path) -> None:
+    text = run_smoke(tmp_path, "search,search_million")
+    rows = [line for line in text.splitlines() if line.startswith("| 11 search: 5,000 chunks, 200 queries")]
+    assert len(rows) == 2  # make bench's row, and make bench-search's at smoke size
+
+
+def test_bench_smoke_pgvector(tmp_path: Path) -> None:
+    run_smoke(tmp_path, "pgvector")
