@@ -19,6 +19,7 @@ from orca_core.search import IndexNotFound, ModelMismatch, SearchResult, SearchR
 from orca_core.search_filter import SearchFilter
 from orca_resources.pgvector_sync import object_name
 
+FILTERED_EF_SEARCH = 200
 COLUMNS = "chunk_id, doc_id, chunk_index, text, source, page, section, title, metadata"
 
 
@@ -87,6 +88,10 @@ def search_table(
     ).format(table, where_sql)
     with conn.cursor() as cur:
         cur.execute("SET LOCAL hnsw.iterative_scan = strict_order")  # filtered: walk on until k rows pass
+        if clauses:
+            # Each pass of the iterative scan keeps ef_search candidates; with the default 40 a filter keeping 1%
+            # of 100,000 rows found 0.78 of the true top 10 (bench row 12), with 200 all of them, and sooner.
+            cur.execute(f"SET LOCAL hnsw.ef_search = {FILTERED_EF_SEARCH}")
         cur.execute(statement, [vector, *params, vector, k])
         rows = cur.fetchall()
     conn.rollback()  # read only: end the transaction the SET LOCAL lived in
