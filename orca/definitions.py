@@ -36,6 +36,11 @@ def build_definitions(settings: OrcaSettings | None = None) -> dg.Definitions:
         purge_job = purge_collection_with_pgvector_job  # same name, one more op: drops the table
         sink = {"pgvector": PgVectorResource(url=settings.pgvector_url, schema_name=settings.pgvector_schema)}
     return dg.Definitions(
+        # A run's steps share its process: a collection's steps run one after another anyway, and a process per
+        # step (the multiprocess default) cost about 2 s of imports each, most of a small run's wall time. The
+        # in-process executor takes the instance's pool slots as the multiprocess one does (tests/system/
+        # test_run_executor.py), and runs of different collections still run side by side.
+        executor=dg.in_process_executor,
         assets=assets,
         jobs=[embed_collection_job, prepare_model_job, purge_job],
         sensors=[inbox_sensor, _targeting(intake_sensor, purge_job), intake_run_status_sensor],

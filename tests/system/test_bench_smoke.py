@@ -33,7 +33,7 @@ EXPECTED_ROWS = {
         "8 model load: load_model again while loaded",
         "9 text splitter: a large document",
     ],
-    "trigger": ["6 trigger latency"],
+    "trigger": ["6 trigger latency: POST /v1/jobs", "6 trigger latency: one posted document"],
     "extraction": [
         "10 extraction: PDF pages per second",
         "10 extraction: 4 PDFs on every core",
