@@ -67,7 +67,7 @@ def run_two_collections(tmp_path, standin, pool_limit: int) -> tuple[list[str], 
 
 @pytest.mark.timeout(900)
 def test_runs_overlap_but_one_pool_slot_embeds_one_collection_at_a_time(tmp_path, ollama_standin_factory):
-    standin = ollama_standin_factory(cost_fixed_s=0.5)  # about 3.5 s of embedding per collection
+    standin = ollama_standin_factory(cost_fixed_s=0.02)  # per input: about 4.5 s of embedding per collection
     order, spans = run_two_collections(tmp_path, standin, pool_limit=1)
     (first_start, first_end), (second_start, second_end) = sorted(spans)
     assert second_start < first_end, f"the two runs did not run side by side: {spans}"
