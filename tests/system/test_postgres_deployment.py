@@ -156,10 +156,9 @@ def test_an_intake_request_becomes_a_sensor_run_recorded_in_postgres(deployment)
 def test_two_runs_for_one_collection_take_turns_in_the_queue(deployment, tmp_path):
     write_inbox(deployment.home)
     tags = json.dumps({"dagster/partition": "reef", "orca/test": "same-moment"})
-    # In-process execution only makes these runs quicker here (one process instead of one per step).
     launch = [
         console_script("dagster"), "job", "launch", "-w", str(ROOT / "workspace.yaml"), "-j", "embed_collection_job",
-        "--tags", tags, "--config-json", json.dumps({"execution": {"config": {"in_process": {}}}}),
+        "--tags", tags,
     ]
     # The partition must exist before a run of it is submitted (the inbox sensor may add it as well).
     subprocess.run(
