@@ -44,182 +44,30 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-DIM = 768
-M = 16
-EF_CONSTRUCTION = (64, 128)
-EF_SEARCH = (32, 64, 128)
-EF_MEMORY = 64  # efSearch of the memory and update checks
-K = 10
-QUERIES = 200
-BUILD_THREADS = 2
-WARMUP = 50  # queries answered before the timed pass at each efSearch
-
-
-# --- libraries: build, search one query, save, open, update -----------------------------------------------
-
-
-class Lib:
-    name = ""
-    storage = ""
-
-    def build(self, data: np.ndarray, ef_construction: int): ...
-    def set_ef(self, index, ef: int) -> None: ...
-    def search_one(self, index, query: np.ndarray) -> np.ndarray: ...
-    def save(self, index, path: str) -> None: ...
-
-
-class USearch(Lib):
-    name = "usearch"
-
-    def __init__(self, dtype: str) -> None:
-        self.storage = dtype
-        self.dtype = dtype
-
-    def build(self, data, ef_construction):
-        from usearch.index import Index
-
-        index = Index(ndim=DIM, metric="cos", dtype=self.dtype, connectivity=M, expansion_add=ef_construction)
-        index.add(np.arange(len(data), dtype=np.uint64), data, threads=BUILD_THREADS)
-        return index
-
-    def set_ef(self, index, ef):
-        index.expansion_search = ef
-
-    def search_one(self, index, query):
-        return np.asarray(index.search(query, K, threads=1).keys, dtype=np.int64)
-
-    def save(self, index, path):
-        index.save(path)
-
-
-class Faiss(Lib):
-    name = "faiss-cpu"
-
-    def __init__(self, storage: str) -> None:
-        self.storage = storage  # "f32" (IndexHNSWFlat) or "fp16" (IndexHNSWSQ, QT_fp16)
-
-    def build(self, data, ef_construction):
-        import faiss
-
-        faiss.omp_set_num_threads(BUILD_THREADS)
-        if self.storage == "f32":
-            index = faiss.IndexHNSWFlat(DIM, M, faiss.METRIC_INNER_PRODUCT)
-        else:
-            index = faiss.IndexHNSWSQ(DIM, faiss.ScalarQuantizer.QT_fp16, M, faiss.METRIC_INNER_PRODUCT)
-            index.train(data[:1000])  # fp16 needs no training, but the index must be marked trained
-        index.hnsw.efConstruction = ef_construction
-        index.add(data)
-        faiss.omp_set_num_threads(1)  # searching: one thread, one query per call
-        return index
-
-    def set_ef(self, index, ef):
-        index.hnsw.efSearch = ef
-
-    def search_one(self, index, query):
-        return index.search(query[None, :], K)[1][0].astype(np.int64)
-
-    def save(self, index, path):
-        import faiss
-
-        faiss.write_index(index, path)
-
-
-class Hnswlib(Lib):
-    name = "hnswlib"
-    storage = "f32"
-
-    def build(self, data, ef_construction):
-        import hnswlib
-
-        index = hnswlib.Index(space="cosine", dim=DIM)
-        index.init_index(max_elements=len(data), ef_construction=ef_construction, M=M, allow_replace_deleted=True)
-        index.add_items(data, np.arange(len(data)), num_threads=BUILD_THREADS)
-        return index
-
-    def set_ef(self, index, ef):
-        index.set_ef(ef)
-
-    def search_one(self, index, query):
-        return index.knn_query(query, k=K, num_threads=1)[0][0].astype(np.int64)
-
-    def save(self, index, path):
-        index.save_index(path)
-
-
-LIBS = {
-    "usearch-f32": lambda: USearch("f32"),
-    "usearch-f16": lambda: USearch("f16"),
-    "faiss-f32": lambda: Faiss("f32"),
-    "faiss-fp16": lambda: Faiss("fp16"),
-    "hnswlib-f32": Hnswlib,
-}
-
-# How a fresh process opens a saved index, per library: (mode, what it means)
-OPEN_MODES = {
-    "usearch": [("view", "restore(view=True): mmap"), ("load", "restore(): read into RAM")],
-    "faiss-cpu": [
-        ("mmap", "read_index(IO_FLAG_MMAP)"),
-        ("mmap_ifc", "read_index(IO_FLAG_MMAP_IFC)"),
-        ("load", "read_index(): read into RAM"),
-    ],
-    "hnswlib": [("load", "load_index(): read into RAM (no mmap)")],
-}
-
-
-# --- the child process: open a saved index, answer the queries, report memory ------------------------------
-
-
-def status_kib() -> dict[str, int]:
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
-            out[name] = int(rest.split()[0])
-    return out
-
-
-def child(lib: str, path: str, mode: str, queries_path: str, rows: int) -> None:
-    queries = np.load(queries_path)
-    if lib == "usearch":
-        from usearch.index import Index
-
-        before = status_kib()
-        started = time.perf_counter()
-        index = Index.restore(path, view=(mode == "view"))
-        index.expansion_search = EF_MEMORY
-        opened = time.perf_counter() - started
-        ids = [np.asarray(index.search(q, K, threads=1).keys, dtype=np.int64) for q in queries]
-    elif lib == "faiss-cpu":
-        import faiss
-
-        faiss.omp_set_num_threads(1)
-        flags = {"mmap": faiss.IO_FLAG_MMAP, "mmap_ifc": faiss.IO_FLAG_MMAP_IFC, "load": 0}[mode]
-        before = status_kib()
-        started = time.perf_counter()
-        index = faiss.read_index(path, flags)
-        index.hnsw.efSearch = EF_MEMORY
-        opened = time.perf_counter() - started
-        ids = [index.search(q[None, :], K)[1][0].astype(np.int64) for q in queries]
-    else:
-        import hnswlib
-
-        before = status_kib()
-        started = time.perf_counter()
-        index = hnswlib.Index(space="cosine", dim=DIM)
-        index.load_index(path, max_elements=rows)
-        index.set_ef(EF_MEMORY)
-        opened = time.perf_counter() - started
-        ids = [index.knn_query(q, k=K, num_threads=1)[0][0].astype(np.int64) for q in queries]
-    after = status_kib()
-    print(json.dumps({"before": before, "after": after, "open_s": opened, "ids": np.stack(ids).tolist()}))
+from bench.ann_adapters import (
+    BUILD_THREADS,
+    DIM,
+    EF_CONSTRUCTION,
+    EF_MEMORY,
+    EF_SEARCH,
+    LIBS,
+    OPEN_MODES,
+    QUERIES,
+    WARMUP,
+    K,
+    Lib,
+    child,
+)
+from bench.ann_report import Result, report, versions
 
 
 def measure_open(lib: str, path: str, mode: str, queries_path: str, rows: int) -> dict:
+    # A fresh process, so its memory is only what opening the index adds; it is this script's `--child` mode,
+    # which main() hands to ann_adapters.child.
     proc = subprocess.run(
         [sys.executable, __file__, "--child", lib, path, mode, queries_path, str(rows)],
         capture_output=True,
@@ -246,6 +94,11 @@ def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f.tolist()) & set(t.tolist())) / K for f, t in zip(found, truth)]))
 
 
+def process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed_search(lib: Lib, index, queries: np.ndarray, ef: int, **kw) -> tuple[np.ndarray, np.ndarray]:
     lib.set_ef(index, ef)
     search = kw.get("search", lib.search_one)
@@ -259,20 +112,6 @@ def timed_search(lib: Lib, index, queries: np.ndarray, ef: int, **kw) -> tuple[n
         cpu.append(time.thread_time() - started_cpu)
     timed_search.cpu_ms = np.array(cpu) * 1000  # the calling thread's CPU time per query (search runs in it)
     return np.stack(found), np.array(times) * 1000
-
-
-@dataclass
-class Result:
-    key: str
-    lib: str
-    storage: str
-    ef_construction: int
-    build_s: float
-    build_cpu_s: float
-    searches: dict = field(default_factory=dict)  # ef -> (recall, p50, p95, p50 of CPU time)
-    disk_bytes: int = 0
-    opens: dict = field(default_factory=dict)  # mode -> child report (with recall)
-    update: dict | None = None
 
 
 def update_check(
@@ -387,104 +226,6 @@ def run_config(
         leftover.unlink()
     print(f"  done {key} efC={ef_construction}: build {result.build_s:.1f}s", file=sys.stderr, flush=True)
     return result
-
-
-# --- the report --------------------------------------------------------------------------------------------
-
-
-def process_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def mib(kib: int) -> str:
-    return f"{kib / 1024:.0f}"
-
-
-def report(results: list[Result], rows: int, notes: list[str]) -> str:
-    lines = [f"### HNSW libraries, {rows:,} vectors x {DIM} (cosine), M={M}, {BUILD_THREADS} build threads", ""]
-    lines += notes + [""]
-    lines += [
-        (
-            "| library | storage | efC | build s | build vec/s | build CPU s | efS | recall@10 | p50 ms | p95 ms "
-            "| p50 CPU ms |"
-        ),
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        for ef, (rec, p50, p95, cpu50) in r.searches.items():
-            lines.append(
-                f"| {r.lib} | {r.storage} | {r.ef_construction} | {r.build_s:.1f} | {rows / r.build_s:,.0f} | "
-                f"{r.build_cpu_s:.1f} | {ef} | {rec:.3f} | {p50:.3f} | {p95:.3f} | {cpu50:.3f} |"
-            )
-    lines += [
-        "",
-        (
-            "build CPU s: the process's user+system CPU time during the build (both threads together), less "
-            "sensitive than wall-clock time to other processes on the machine; p50 CPU ms: the same for one query."
-        ),
-        "",
-        (
-            f"Saved index (efC {max(r.ef_construction for r in results)}), opened by a fresh process that answers the {QUERIES} queries (efS {EF_MEMORY}). "
-            "RSS is the process's VmRSS after the queries minus before opening (MiB); anon/file its parts; "
-            "python+numpy+library before opening shown once per row."
-        ),
-        "",
-        "| library | storage | efC | disk MiB | open mode | open s | RSS added | anon | file | base RSS | recall@10 |",
-        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in results:
-        for mode, label in OPEN_MODES[r.lib] if r.opens else ():
-            o = r.opens.get(mode, {})
-            if "error" in o:
-                lines.append(
-                    f"| {r.lib} | {r.storage} | {r.ef_construction} | {r.disk_bytes / 2**20:.0f} | "
-                    f"{label} | — | failed: {o['error']} | | | | |"
-                )
-                continue
-            b, a = o["before"], o["after"]
-            lines.append(
-                f"| {r.lib} | {r.storage} | {r.ef_construction} | {r.disk_bytes / 2**20:.0f} | {label} | "
-                f"{o['open_s']:.2f} | {mib(a['VmRSS'] - b['VmRSS'])} | {mib(a['RssAnon'] - b['RssAnon'])} | "
-                f"{mib(a['RssFile'] - b['RssFile'])} | {mib(b['VmRSS'])} | {o['recall']:.3f} |"
-            )
-    updates = [r for r in results if r.update]
-    if updates:
-        change = max(1, rows // 100)
-        lines += [
-            "",
-            (
-                f"Updates of a saved index (efC {updates[0].ef_construction}): load writable, "
-                f"remove {change:,} keys (1%), "
-                f"add {change:,} new vectors, save; recall@10 at efS {EF_MEMORY} against the updated set."
-            ),
-            "",
-            (
-                "| library | storage | remove by key | remove s | add s | add vec/s | save s | "
-                "recall before | recall after |"
-            ),
-            "|---|---|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for r in updates:
-            u = r.update
-            lines.append(
-                f"| {r.lib} | {r.storage} | {u['remove']} | {u['remove_s']:.3f} | {u['add_s']:.2f} | "
-                f"{u['add_rate']:,.0f} | {u['save_s']:.2f} | {u['before_recall']:.3f} | "
-                f"{u['after_recall']:.3f} |"
-            )
-    return "\n".join(lines)
-
-
-def versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = []
-    for name in ("usearch", "faiss-cpu", "hnswlib", "numpy"):
-        try:
-            out.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            out.append(f"{name} (not installed)")
-    return ", ".join(out)
 
 
 def main() -> int:
