@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from orca_core.ann.manifest import ROW_BITS, SegmentEntry
+from orca_core.ann.vectors import VectorFile
 
 CONNECTIVITY = 16  # HNSW's M: links per node
 EF_ADD = 64  # candidate list while inserting
-BLOCK = 65536  # vectors added between two progress lines
+BLOCK = 8192  # vectors read and added at a time (24 MiB at 768 dimensions)
+LOG_EVERY = 65536  # vectors between two progress lines
 
 
 def build_graph(folder: Path, entry: SegmentEntry, dimensions: int, log: Callable[[str], None]) -> float:
@@ -28,16 +30,21 @@ def build_graph(folder: Path, entry: SegmentEntry, dimensions: int, log: Callabl
 
     started = time.perf_counter()
     stem = folder / entry.stem
-    vectors = np.load(f"{stem}.vectors.npy", mmap_mode="r")
+    # Read a block at a time, not mapped: the graph holds its own half-precision copy, and mapped pages of the
+    # float32 file would count in this process's resident memory besides it.
+    vectors = VectorFile(Path(f"{stem}.vectors.npy"))
     graph = Index(ndim=dimensions, metric="cos", dtype="f16", connectivity=CONNECTIVITY, expansion_add=EF_ADD)
     base = np.uint64(entry.number) << np.uint64(ROW_BITS)
+    logged = 0
     for start in range(0, entry.rows, BLOCK):
         stop = min(start + BLOCK, entry.rows)
         keys = base | np.arange(start, stop, dtype=np.uint64)
-        graph.add(keys, np.ascontiguousarray(vectors[start:stop]), threads=os.cpu_count() or 1)
-        if entry.rows > BLOCK:
+        graph.add(keys, vectors.take(np.arange(start, stop)), threads=os.cpu_count() or 1)
+        if entry.rows > LOG_EVERY and (stop - logged >= LOG_EVERY or stop == entry.rows):
+            logged = stop
             rate = stop / max(time.perf_counter() - started, 1e-9)
             log(f"search copy: graph of segment {entry.number}: {stop}/{entry.rows} vectors ({rate:,.0f}/s)")
+    vectors.handle.close()
     target = Path(f"{stem}.hnsw.usearch")
     tmp = target.with_name(f".{target.name}.tmp")
     graph.save(str(tmp))
