@@ -96,6 +96,8 @@ class Segment:
             return self._exact(query, k, keep)
         # Candidates beyond k are ranked again in float32; a filter or deleted rows widen the net by their share.
         count = max(k, EF_SEARCH) if keep is None else max(k, EF_SEARCH, int(np.ceil(2 * k * self.entry.rows / kept)))
+        if keep is not None and count >= self.entry.rows // 2:
+            return self._exact(query, k, keep)  # most of the graph would be walked: rank the kept rows instead
         count = min(self.entry.rows, count)
         while True:
             found = self.graph.search(query, count)

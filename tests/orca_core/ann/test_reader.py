@@ -56,8 +56,8 @@ def test_a_hit_carries_every_column_of_the_index(copy_dir, vectors):
     assert (row["section"], row["title"], row["metadata"]) == ("Intro", "A title", {"team": "other"})
 
 
-@pytest.mark.parametrize("exact_rows", [0, 10**9], ids=["graph-then-scan", "scan"])
-def test_a_filter_keeping_one_percent_still_returns_k(copy_dir, vectors, monkeypatch, exact_rows):
+@pytest.mark.parametrize("exact_rows", [0, 10**9], ids=["graph-would-walk-most", "few-rows"])
+def test_a_filter_keeping_one_percent_is_ranked_exactly(copy_dir, vectors, monkeypatch, exact_rows):
     monkeypatch.setattr(segment_module, "EXACT_ROWS", exact_rows)
     copy = open_search_copy(copy_dir)
     keep = np.arange(ROWS) % 100 == 0
@@ -66,6 +66,17 @@ def test_a_filter_keeping_one_percent_still_returns_k(copy_dir, vectors, monkeyp
         rows = copy.search(query, 10, where)
         assert len(rows) == 10 and all(row["metadata"] == {"team": "infra"} for row in rows)
         assert found(rows) == exact(vectors, query, 10, keep)  # 30 rows match: ranked exactly
+
+
+def test_a_broad_filter_walks_the_graph_and_still_returns_k(copy_dir, vectors, monkeypatch):
+    monkeypatch.setattr(segment_module, "EXACT_ROWS", 0)
+    copy = open_search_copy(copy_dir)
+    keep = np.arange(ROWS) % 2 == 1  # doc ids starting with guides/: half the rows
+    queries = clustered(20, seed=6)
+    for query in queries:
+        rows = copy.search(query, 10, SearchFilter(doc_id_prefix="guides/"))
+        assert len(rows) == 10 and all(row["doc_id"].startswith("guides/") for row in rows)
+    assert recall(copy, vectors, queries, keep, SearchFilter(doc_id_prefix="guides/")) >= 0.9
 
 
 def test_a_filter_with_fewer_matches_than_k_returns_them_all(copy_dir, vectors):
