@@ -236,19 +236,27 @@ def top_k(index: LoadedIndex, query_vector: np.ndarray, k: int, where: SearchFil
 
 def _row(index: LoadedIndex, i: int, score: float) -> SearchRow:
     raw = index.metadata_values[index.metadata_codes[i]] if index.metadata_values else None
+    values = {"chunk_id": index.chunk_ids[i], "doc_id": index.doc_ids[i], "chunk_index": index.chunk_indexes[i],
+              "text": index.texts[i], "source": index.sources[i], "page": int(index.pages[i]),
+              "section": index.sections[i], "title": index.titles[i], "metadata": raw}  # fmt: skip
+    return search_row(values, score)
+
+
+def search_row(values: dict, score: float) -> SearchRow:
+    """A hit from an index row's columns (`metadata` a JSON string, `page` 0 or null without a page)."""
     try:
-        metadata = json.loads(raw) if raw else {}
+        metadata = json.loads(values["metadata"]) if values["metadata"] else {}
     except ValueError:
         metadata = {}
     return SearchRow(
-        chunk_id=index.chunk_ids[i],
-        doc_id=index.doc_ids[i],
-        chunk_index=int(index.chunk_indexes[i]),
-        text=index.texts[i],
-        source=index.sources[i],
-        page=int(index.pages[i]) or None,
-        section=index.sections[i],
-        title=index.titles[i],
+        chunk_id=values["chunk_id"],
+        doc_id=values["doc_id"],
+        chunk_index=int(values["chunk_index"]),
+        text=values["text"],
+        source=values["source"],
+        page=values["page"] or None,
+        section=values["section"],
+        title=values["title"],
         metadata=metadata if isinstance(metadata, dict) else {},
         score=score,
     )

@@ -7,7 +7,6 @@ dropping the ones the new version no longer names.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections import OrderedDict
@@ -19,7 +18,7 @@ import numpy as np
 from orca_core.ann.manifest import MANIFEST_FILE, Manifest, read_manifest
 from orca_core.ann.segment import Segment
 from orca_core.embedder import Embedder
-from orca_core.search import ModelMismatch, SearchResult, SearchRow, check_model, normalize_rows
+from orca_core.search import ModelMismatch, SearchResult, SearchRow, check_model, normalize_rows, search_row
 from orca_core.search_filter import SearchFilter
 
 CACHED_COPIES = 16  # mapped, not loaded: a copy costs address space and the pages its queries touched
@@ -58,26 +57,7 @@ class SearchCopy:
             columns.update(
                 zip([(position, row) for row in rows], self.segments[position].take(np.array(rows)), strict=True)
             )
-        return [_row(columns[position, row], score) for score, position, row in hits]
-
-
-def _row(values: dict, score: float) -> SearchRow:
-    try:
-        metadata = json.loads(values["metadata"]) if values["metadata"] else {}
-    except ValueError:
-        metadata = {}
-    return SearchRow(
-        chunk_id=values["chunk_id"],
-        doc_id=values["doc_id"],
-        chunk_index=int(values["chunk_index"]),
-        text=values["text"],
-        source=values["source"],
-        page=values["page"] or None,
-        section=values["section"],
-        title=values["title"],
-        metadata=metadata if isinstance(metadata, dict) else {},
-        score=score,
-    )
+        return [search_row(columns[position, row], score) for score, position, row in hits]
 
 
 _copies: OrderedDict[Path, SearchCopy] = OrderedDict()
