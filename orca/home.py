@@ -27,6 +27,9 @@ run_coordinator:
   config:
     # The default 5 s between dequeues is most of the wait from an API call to a started run.
     dequeue_interval_seconds: 1
+sensors:
+  use_threads: true
+  num_workers: 4
 concurrency:
   runs:
     max_concurrent_runs: 4

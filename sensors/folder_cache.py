@@ -142,8 +142,9 @@ class InboxCache:
             yield from ((root, prefix) for prefix in folders(root))
         yield from ((roots[first], prefix) for prefix in head[:split])
 
-    def fingerprint(self, folder: Path, quiet_seconds: float = RACY_SECONDS) -> Fingerprint:
-        """The fingerprint of collection `folder`, re-listing only what the rules above ask for."""
+    def fingerprint(self, folder: Path, quiet_seconds: float = RACY_SECONDS, exact: bool = False) -> Fingerprint:
+        """The fingerprint of collection `folder`, re-listing only what the rules above ask for (`exact`: every
+        folder, as `fingerprint(folder)` would, refreshing the cache)."""
         root = os.fspath(folder)
         with self._lock:
             state = self._collections.pop(root, None)
@@ -164,7 +165,7 @@ class InboxCache:
                 stats.folders += 1
                 old = cached.get(prefix)
                 swept = old is not None and (sweep_all or prefix in sweep)
-                if old is not None and not swept:
+                if old is not None and not swept and not exact:
                     if old.key == folder_key(info) and old.newest_ns < old.scanned_at_ns - window:
                         return old
                 listing = scan_folder(path, info, started)

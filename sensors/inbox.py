@@ -10,8 +10,17 @@ one; the first tick of a fresh process walks everything.
 A collection whose fingerprint moved gets ONE run, keyed by the change (`<collection>:<hash of previous and
 new digest>`), once the change has settled:
 
-- nothing in it (file, or folder for deletions) changed during the last `SETTLE_SECONDS`, and
-- the same fingerprint was already seen on the previous tick.
+- nothing in it (file, or folder for deletions) changed during the last `SETTLE_SECONDS`, by the files' own
+  mtimes and ctimes (a ctime cannot be set back, so a preserved mtime does not hide a write), and
+- an exact re-walk at least `CONFIRM_SECONDS` after the tick's first look finds the same fingerprint, or the
+  previous tick already saw it.
+
+A tick that finds a change waits for both within itself (at most `SETTLE_SECONDS`), instead of leaving them to
+the next tick 5 s later: a dropped file runs about 3-4 s after it lands. The wait is safe against a file still
+being written in place, as long as its writer does not stall for longer than `SETTLE_SECONDS`; a writer that
+may stall should write under a temporary name and rename (as the intake, rsync and most tools do), because
+temporary and hidden names are never read. Should a stalled file be run anyway, nothing is lost: its next
+write is a change, and the next run reads the whole file.
 
 Hidden and temporary names (`is_ignored_name`) are not part of the fingerprint, so sidecars under `.orca/`
 and files still being written under a temporary name never trigger anything.
@@ -45,12 +54,14 @@ from sensors.fingerprint import EMPTY, EMPTY_DIGEST, Fingerprint, change_key, te
 from sensors.folder_cache import InboxCache, inbox_cache
 
 SETTLE_SECONDS = 3.0
+CONFIRM_SECONDS = 1.0
 MAX_RUNS_PER_TICK = 20
 WALK_BUDGET_SECONDS = 30.0  # half the sensor timeout; a cut walk resumes where it stopped next tick
 QUEUED_DEFER_SECONDS = 600  # an intake request queued longer is stuck (intake sensor off): stop waiting for it
 CURSOR_VERSION = 2  # 2: digests composed per folder (sensors.fingerprint)
 
 clock = time.time  # tests move time instead of sleeping
+pause = time.sleep
 
 
 def _load_cursor(raw: str | None) -> dict:
@@ -99,6 +110,36 @@ def _queued_collections(context: dg.SensorEvaluationContext, intake_queue: Intak
     except Exception as error:  # noqa: BLE001 - the inbox must keep working when the queue store does not
         context.log.warning(f"could not read the intake queue ({error}); a posted change may run twice")
         return set()
+
+
+def _confirm(
+    cache: InboxCache, layout: Layout, changed: dict[str, Fingerprint], entries: dict[str, dict], queued: set[str]
+) -> int:
+    """Wait within the tick until the fresh changes are quiet, looking at them exactly before and after; the
+    clock after the wait (ns).
+
+    Both looks re-list every folder of the collection (the tick's own look may reuse listings an in-place edit
+    has not reached yet). A change found the same by both is marked as seen (`p`), as if by a previous tick; one
+    that moved keeps its newest fingerprint in `changed` and waits for a later tick.
+    """
+    now_ns = int(clock() * 1e9)
+    fresh = [name for name, fp in changed.items()
+             if name not in queued and entries.get(name, {}).get("p") != fp.digest]
+    if not fresh:
+        return now_ns
+    before = {name: cache.fingerprint(layout.inbox(name), SETTLE_SECONDS, exact=True) for name in fresh}
+    quiet_at = max(fp.newest_change_ns for fp in before.values()) + int(SETTLE_SECONDS * 1e9)
+    pause(min(max(quiet_at - now_ns, int(CONFIRM_SECONDS * 1e9)), int(SETTLE_SECONDS * 1e9)) / 1e9)
+    for name in fresh:
+        after = cache.fingerprint(layout.inbox(name), SETTLE_SECONDS, exact=True)
+        entry = entries.get(name, {"d": EMPTY_DIGEST})
+        if after.digest == entry["d"]:
+            del changed[name]  # the tick's look was stale or the change was undone: nothing to run
+            continue
+        if after.digest == before[name].digest:
+            entries.setdefault(name, {"d": EMPTY_DIGEST, "n": 0})["p"] = after.digest
+        changed[name] = after
+    return int(clock() * 1e9)
 
 
 @dg.sensor(
@@ -158,9 +199,9 @@ def inbox_sensor(
         if state["r"] is None:  # only a complete walk proves a folder is gone
             observed[gone] = EMPTY
 
-    now_ns = int(clock() * 1e9)
     changed = {name: fp for name, fp in observed.items() if fp.digest != entries.get(name, {}).get("d", EMPTY_DIGEST)}
     queued = _queued_collections(context, intake_queue) if changed else set()
+    now_ns = _confirm(cache, layout, changed, entries, queued)
     run_requests: list[dg.RunRequest] = []
     waiting: list[str] = []
     for name, fp in sorted(changed.items()):

@@ -216,12 +216,14 @@ def sensor_harness(tmp_path) -> Iterator[SensorHarness]:
 
 @pytest.fixture
 def later(monkeypatch):
-    """Let the inbox sensor see the clock a minute ahead, so files written by the test count as settled."""
+    """Let the inbox sensor see the clock a minute ahead, so files written by the test count as settled, and
+    skip its confirming wait (nothing changes the files during it unless a test says so)."""
     import time
 
     import sensors.inbox as inbox_module
 
     monkeypatch.setattr(inbox_module, "clock", lambda: time.time() + 60)
+    monkeypatch.setattr(inbox_module, "pause", lambda seconds: None)
 
 
 # ---- end of sensor and schedule fixtures --------------------------------------------------------

@@ -17,9 +17,8 @@ from sensors.intake import intake_sensor
 
 
 def settle(harness, cursor=None):
-    """Tick until the sensor stops asking to wait (two ticks for a change: seen, then seen unchanged)."""
-    first = harness.tick(inbox_sensor, cursor)
-    return first, harness.tick(inbox_sensor, first.cursor)
+    """One tick: a quiet change is confirmed within the tick that finds it (the `later` fixture skips the wait)."""
+    return harness.tick(inbox_sensor, cursor)
 
 
 def test_new_folder_becomes_partition_and_one_run(sensor_harness, later):
@@ -31,20 +30,18 @@ def test_new_folder_becomes_partition_and_one_run(sensor_harness, later):
 
     first = sensor_harness.tick(inbox_sensor)
     assert [r.partition_keys for r in first.dynamic_partitions_requests] == [["docs"]]
-    assert first.run_requests == []  # first sight of the change: it must look the same on the next tick
     assert sensor_harness.instance.get_dynamic_partitions("collections") == ["docs"]
-
-    second = sensor_harness.tick(inbox_sensor, first.cursor)
-    assert len(second.run_requests) == 1
-    request = second.run_requests[0]
+    # Quiet and found the same again after the confirming wait: requested on the tick that found it.
+    assert len(first.run_requests) == 1
+    request = first.run_requests[0]
     assert request.partition_key == "docs"
     assert request.run_key.startswith("docs:")
     assert request.tags == {"orca/source": "inbox", FINGERPRINT_TAG: fingerprint(docs).digest}
 
-    cursor = json.loads(second.cursor)
+    cursor = json.loads(first.cursor)
     assert cursor["c"] == {"docs": {"d": fingerprint(docs).digest, "n": 4}}
-    third = sensor_harness.tick(inbox_sensor, second.cursor)
-    assert third.run_requests == [] and third.dynamic_partitions_requests == []
+    second = sensor_harness.tick(inbox_sensor, first.cursor)
+    assert second.run_requests == [] and second.dynamic_partitions_requests == []
 
 
 def test_invalid_folder_names_are_ignored_and_reported_once(sensor_harness, later, capsys):
@@ -53,9 +50,9 @@ def test_invalid_folder_names_are_ignored_and_reported_once(sensor_harness, late
         (sensor_harness.home / "inbox" / name / "a.txt").write_text("text", encoding="utf-8")
     (sensor_harness.home / "inbox" / ".hidden").mkdir()
 
-    first, second = settle(sensor_harness)
+    first = settle(sensor_harness)
     assert sensor_harness.instance.get_dynamic_partitions("collections") == ["ok"]
-    assert [r.partition_key for r in second.run_requests] == ["ok"]
+    assert [r.partition_key for r in first.run_requests] == ["ok"]
     # Dagster's sensor log writes to stderr without propagating to the root logger.
     warnings = [line for line in capsys.readouterr().err.splitlines() if "not valid collection names" in line]
     assert len(warnings) == 1 and "Bad Name" in warnings[0] and "UPPER" in warnings[0] and ".hidden" not in warnings[0]
@@ -68,9 +65,9 @@ def test_collection_folders_that_are_links_are_ignored_and_reported_once(sensor_
     (sensor_harness.home / "inbox" / "etc").symlink_to(target, target_is_directory=True)
     (sensor_harness.inbox("ok") / "a.txt").write_text("text", encoding="utf-8")
 
-    first, second = settle(sensor_harness)
+    first = settle(sensor_harness)
     assert sensor_harness.instance.get_dynamic_partitions("collections") == ["ok"]
-    assert [r.partition_key for r in second.run_requests] == ["ok"]
+    assert [r.partition_key for r in first.run_requests] == ["ok"]
     warnings = [line for line in capsys.readouterr().err.splitlines() if "symbolic links" in line]
     assert len(warnings) == 1 and "etc" in warnings[0] and "ORCA_INBOX_FOLLOW_SYMLINKS=1" in warnings[0]
 
@@ -80,11 +77,11 @@ def test_folders_past_the_collection_limit_wait_and_are_reported_once(sensor_har
     for name in ("a", "b", "c", "d"):
         (sensor_harness.inbox(name) / "doc.txt").write_text(name, encoding="utf-8")
 
-    first, second = settle(sensor_harness)
+    first = settle(sensor_harness)
     assert sensor_harness.instance.get_dynamic_partitions("collections") == ["a", "b"]
-    assert sorted(r.partition_key for r in second.run_requests) == ["a", "b"]
-    third = sensor_harness.tick(inbox_sensor, second.cursor)
-    assert not third.run_requests and sensor_harness.instance.get_dynamic_partitions("collections") == ["a", "b"]
+    assert sorted(r.partition_key for r in first.run_requests) == ["a", "b"]
+    second = sensor_harness.tick(inbox_sensor, first.cursor)
+    assert not second.run_requests and sensor_harness.instance.get_dynamic_partitions("collections") == ["a", "b"]
     warnings = [line for line in capsys.readouterr().err.splitlines() if "ORCA_MAX_COLLECTIONS" in line]
     assert len(warnings) == 1 and "c, d" in warnings[0]
 
@@ -92,7 +89,7 @@ def test_folders_past_the_collection_limit_wait_and_are_reported_once(sensor_har
 def test_hidden_temporary_and_sidecar_files_never_trigger(sensor_harness, later):
     docs = sensor_harness.inbox("docs")
     (docs / "real.md").write_text("real", encoding="utf-8")
-    _, done = settle(sensor_harness)
+    done = settle(sensor_harness)
     assert len(done.run_requests) == 1
 
     (docs / ".orca" / "sources").mkdir(parents=True)
@@ -100,47 +97,72 @@ def test_hidden_temporary_and_sidecar_files_never_trigger(sensor_harness, later)
     (docs / ".real.md.3f2a.tmp").write_text("half", encoding="utf-8")
     for name in ("upload.part", "report.docx.crdownload", "~$lock.docx", "draft.md~", "#autosave#", "x.swp"):
         (docs / name).write_text("partial", encoding="utf-8")
-    first, second = settle(sensor_harness, done.cursor)
+    first = settle(sensor_harness, done.cursor)
+    second = settle(sensor_harness, first.cursor)
     assert first.run_requests == second.run_requests == []
     assert json.loads(second.cursor)["c"] == json.loads(done.cursor)["c"]
 
 
-def test_recent_and_growing_files_wait_for_later_ticks(sensor_harness, monkeypatch):
+def test_recent_files_are_waited_for_within_the_tick_and_at_most_the_settle_time(sensor_harness, monkeypatch):
     docs = sensor_harness.inbox("docs")
     (docs / "big.txt").write_text("first part", encoding="utf-8")
     now = time.time()
-    monkeypatch.setattr(inbox_module, "clock", lambda: now)  # the file is younger than the settle time
-    first, second = settle(sensor_harness)
+    waits: list[float] = []
+    monkeypatch.setattr(inbox_module, "clock", lambda: now)  # time stands still: the file stays too young
+    monkeypatch.setattr(inbox_module, "pause", waits.append)
+    first = settle(sensor_harness)
+    second = settle(sensor_harness, first.cursor)
     assert first.run_requests == second.run_requests == []
     assert "1 collection(s) waiting" in second.skip_reason.skip_message
+    # The first tick waits for the quiet time still needed (the file is a few ms old), never longer than the
+    # settle time; the second has nothing new to confirm.
+    assert len(waits) == 1 and inbox_module.SETTLE_SECONDS - 0.5 < waits[0] <= inbox_module.SETTLE_SECONDS, waits
 
     monkeypatch.setattr(inbox_module, "clock", lambda: now + 60)
-    with (docs / "big.txt").open("a", encoding="utf-8") as handle:
-        handle.write(" and more")  # old mtime in the clock's eyes, but changed since the previous tick
-    os.utime(docs / "big.txt", ns=(1_000_000_000, 1_000_000_000))  # a preserved mtime does not hide it either
-    third = sensor_harness.tick(inbox_sensor, second.cursor)
-    assert third.run_requests == []
-    fourth = sensor_harness.tick(inbox_sensor, third.cursor)
-    assert [r.partition_key for r in fourth.run_requests] == ["docs"]
+    third = settle(sensor_harness, second.cursor)
+    assert [r.partition_key for r in third.run_requests] == ["docs"]
+    assert len(waits) == 1  # seen unchanged by the previous ticks: nothing left to confirm
+
+
+def test_a_file_still_growing_during_the_confirming_wait_is_not_run(sensor_harness, monkeypatch):
+    docs = sensor_harness.inbox("docs")
+    (docs / "big.txt").write_text("first part", encoding="utf-8")
+    now = time.time()
+    waits: list[float] = []
+
+    def writer_goes_on(seconds):
+        waits.append(seconds)
+        with (docs / "big.txt").open("a", encoding="utf-8") as handle:
+            handle.write(" and more")  # written in place, with an mtime the clock calls old...
+        os.utime(docs / "big.txt", ns=(1_000_000_000, 1_000_000_000))  # ...and preserved: the re-walk still sees it
+
+    monkeypatch.setattr(inbox_module, "clock", lambda: now + 60)
+    monkeypatch.setattr(inbox_module, "pause", writer_goes_on)
+    first = settle(sensor_harness)
+    assert first.run_requests == [] and waits == [inbox_module.CONFIRM_SECONDS]
+
+    monkeypatch.setattr(inbox_module, "pause", waits.append)  # the writer is done
+    second = settle(sensor_harness, first.cursor)
+    assert [r.partition_key for r in second.run_requests] == ["docs"]
+    assert json.loads(second.cursor)["c"]["docs"]["d"] == fingerprint(docs).digest
 
 
 def test_run_keys_stable_for_same_change_and_new_for_each_change(sensor_harness, later):
     docs = sensor_harness.inbox("docs")
     (docs / "a.md").write_text("a", encoding="utf-8")
-    seen, _ = settle(sensor_harness)
     # Re-evaluating from the same cursor (a tick whose cursor was lost) asks for the same key: Dagster dedupes.
-    keys_again = {sensor_harness.tick(inbox_sensor, seen.cursor).run_requests[0].run_key for _ in range(2)}
+    keys_again = {settle(sensor_harness).run_requests[0].run_key for _ in range(2)}
     assert len(keys_again) == 1
-    cursor = sensor_harness.tick(inbox_sensor, seen.cursor).cursor
+    cursor = settle(sensor_harness).cursor
     keys = list(keys_again)
 
     def change_and_settle(action):
         nonlocal cursor
         action()
-        first, second = settle(sensor_harness, cursor)
-        cursor = second.cursor
-        assert first.run_requests == [] and len(second.run_requests) == 1
-        return second.run_requests[0].run_key
+        result = settle(sensor_harness, cursor)
+        cursor = result.cursor
+        assert len(result.run_requests) == 1
+        return result.run_requests[0].run_key
 
     keys.append(change_and_settle(lambda: (docs / "b.md").write_text("b", encoding="utf-8")))
     keys.append(change_and_settle(lambda: (docs / "b.md").unlink()))  # back to the first file set
@@ -153,12 +175,12 @@ def test_deletes_become_one_run_and_leave_the_index(sensor_harness, later):
     docs = sensor_harness.inbox("docs")
     for name in ("keep.md", "drop1.md", "drop2.md"):
         (docs / name).write_text(f"The {name} document talks about tides.", encoding="utf-8")
-    _, added = settle(sensor_harness)
+    added = settle(sensor_harness)
     assert sensor_harness.execute(added.run_requests[0]).success
 
     (docs / "drop1.md").unlink()
     (docs / "drop2.md").unlink()
-    _, deleted = settle(sensor_harness, added.cursor)
+    deleted = settle(sensor_harness, added.cursor)
     assert len(deleted.run_requests) == 1
     result = sensor_harness.execute(deleted.run_requests[0])
     assert result.success
@@ -170,19 +192,20 @@ def test_deletes_become_one_run_and_leave_the_index(sensor_harness, later):
 
 def test_removed_collection_folder_runs_once_then_is_forgotten(sensor_harness, later):
     (sensor_harness.inbox("gone") / "a.md").write_text("a", encoding="utf-8")
-    _, done = settle(sensor_harness)
+    done = settle(sensor_harness)
     shutil.rmtree(sensor_harness.home / "inbox" / "gone")
-    first, second = settle(sensor_harness, done.cursor)
-    assert [r.partition_key for r in second.run_requests] == ["gone"]
-    assert json.loads(second.cursor)["c"] == {}
-    assert sensor_harness.tick(inbox_sensor, second.cursor).run_requests == []
+    gone = settle(sensor_harness, done.cursor)
+    assert [r.partition_key for r in gone.run_requests] == ["gone"]
+    assert json.loads(gone.cursor)["c"] == {}
+    assert sensor_harness.tick(inbox_sensor, gone.cursor).run_requests == []
 
 
 def test_missing_inbox_root_is_not_a_mass_deletion(sensor_harness, later):
     (sensor_harness.inbox("docs") / "a.md").write_text("a", encoding="utf-8")
-    _, done = settle(sensor_harness)
+    done = settle(sensor_harness)
     shutil.rmtree(sensor_harness.home / "inbox")  # e.g. ORCA_HOME on a volume that is not mounted
-    first, second = settle(sensor_harness, done.cursor)
+    first = settle(sensor_harness, done.cursor)
+    second = settle(sensor_harness, first.cursor)
     assert first.run_requests == second.run_requests == []
     assert second.cursor == done.cursor and "no inbox folder" in second.skip_reason.skip_message
 
@@ -191,7 +214,7 @@ def test_runs_per_tick_are_capped_and_the_rest_follow(sensor_harness, later, mon
     monkeypatch.setattr(inbox_module, "MAX_RUNS_PER_TICK", 3)
     for index in range(5):
         (sensor_harness.inbox(f"c{index}") / "a.md").write_text("a", encoding="utf-8")
-    _, second = settle(sensor_harness)
+    second = settle(sensor_harness)
     assert [r.partition_key for r in second.run_requests] == ["c0", "c1", "c2"]
     third = sensor_harness.tick(inbox_sensor, second.cursor)
     assert [r.partition_key for r in third.run_requests] == ["c3", "c4"]
@@ -214,7 +237,8 @@ def test_cursor_stays_small_for_many_files(sensor_harness, later):
     docs = sensor_harness.inbox("docs")
     for index in range(2000):
         (docs / f"doc{index:05d}.txt").write_text("x", encoding="utf-8")
-    _, second = settle(sensor_harness)
+    second = settle(sensor_harness)
+    assert len(second.run_requests) == 1
     third = sensor_harness.tick(inbox_sensor, second.cursor)
     assert third.run_requests == []
     assert len(second.cursor) < 200 and json.loads(second.cursor)["c"]["docs"]["n"] == 2000
@@ -223,7 +247,7 @@ def test_cursor_stays_small_for_many_files(sensor_harness, later):
 def test_change_posted_through_the_intake_is_not_run_twice(sensor_harness, later):
     docs = sensor_harness.inbox("docs")
     (docs / "old.md").write_text("old", encoding="utf-8")
-    _, done = settle(sensor_harness)
+    done = settle(sensor_harness)
     assert sensor_harness.execute(done.run_requests[0]).success
 
     # What the REST intake does: write the document (and its sidecar), then queue the request.
@@ -232,7 +256,8 @@ def test_change_posted_through_the_intake_is_not_run_twice(sensor_harness, later
     (docs / "posted.md").write_text("posted through the API", encoding="utf-8")
     sensor_harness.queue.enqueue("documents", "docs", {"doc_ids": ["posted.md"]})
 
-    first, second = settle(sensor_harness, done.cursor)
+    first = settle(sensor_harness, done.cursor)
+    second = settle(sensor_harness, first.cursor)
     assert first.run_requests == second.run_requests == []  # a queued request: its own run will read the inbox
 
     launched = sensor_harness.tick(intake_sensor)
@@ -242,5 +267,5 @@ def test_change_posted_through_the_intake_is_not_run_twice(sensor_harness, later
     assert json.loads(after.cursor)["c"]["docs"]["d"] == fingerprint(docs).digest
 
     (docs / "dropped.md").write_text("dropped by hand afterwards", encoding="utf-8")
-    _, manual = settle(sensor_harness, after.cursor)
+    manual = settle(sensor_harness, after.cursor)
     assert [r.tags["orca/source"] for r in manual.run_requests] == ["inbox"]

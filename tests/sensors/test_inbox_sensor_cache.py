@@ -26,7 +26,7 @@ def test_in_place_edit_is_run_within_the_sweep_period(sensor_harness, later):
     cache = inbox_cache(sensor_harness.home / "inbox", 8)
     cache.sweep_ticks, cache.min_sweep_files = 3, 0  # a third of the files per tick
     cache.clock = lambda: time.time_ns() + 60_000_000_000  # every listing is old enough to trust
-    _, done = settle(sensor_harness)
+    done = settle(sensor_harness)
     assert len(done.run_requests) == 1
     time.sleep(0.03)  # the edit lands in a later timestamp granule than the listings
 
@@ -35,7 +35,7 @@ def test_in_place_edit_is_run_within_the_sweep_period(sensor_harness, later):
         handle.write(" and an edit in place")
     assert os.stat(docs / "s4").st_mtime_ns == folder.st_mtime_ns
     cursor, requested = done.cursor, []
-    for _ in range(cache.sweep_ticks + 1):  # seen within the sweep period, requested on the tick after
+    for _ in range(cache.sweep_ticks):  # seen and requested within the sweep period
         result = sensor_harness.tick(inbox_sensor, cursor)
         cursor = result.cursor
         requested += result.run_requests
@@ -47,7 +47,7 @@ def test_restarted_code_server_walks_again_and_sees_no_change(sensor_harness, la
     for index in range(3):
         (docs / "sub").mkdir(exist_ok=True)
         (docs / "sub" / f"n{index}.md").write_text("n", encoding="utf-8")
-    _, done = settle(sensor_harness)
+    done = settle(sensor_harness)
     assert len(done.run_requests) == 1
     folder_cache._caches.clear()  # what a new code server process starts with
     again = sensor_harness.tick(inbox_sensor, done.cursor)
