@@ -151,6 +151,31 @@ class IntakeQueue:
                 .values(status="launched", run_id=run_id, launched_at=stamp, updated_at=stamp)
             )
 
+    def record_run(
+        self,
+        request_ids: Iterable[str],
+        status: str,
+        run_id: str,
+        *,
+        error: str | None = None,
+        counts: dict[str, Any] | None = None,
+    ) -> int:
+        """Attach `run_id` and move unfinished requests to `status`; rows already there are left untouched
+        (so a tick that sees no progress writes nothing). Returns how many rows changed."""
+        table = requests_table
+        values = {**status_values(status, error=error, counts=counts), "run_id": run_id}
+        statement = (
+            table.update()
+            .where(
+                table.c.request_id.in_(list(request_ids)),
+                table.c.status.not_in(FINISHED_STATUSES),
+                sa.or_(table.c.status != status, table.c.run_id.is_(None), table.c.run_id != run_id),
+            )
+            .values(**values)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount
+
     def set_status(
         self,
         request_ids: Iterable[str],

@@ -9,21 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import dagster as dg
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
 from orca_core.layout import LocalLayout
-from orca_resources.intake_queue import (
-    FINISHED_STATUSES,
-    IntakeQueue,
-    IntakeRequest,
-    now,
-    requests_table,
-    status_values,
-)
+from orca_resources.intake_queue import IntakeQueue, IntakeRequest, now, requests_table
 
 ACTIVE = ("launched", "running")
 
@@ -49,31 +42,6 @@ class SensorQueue(IntakeQueue):
         query = sa.select(table.c.collection).distinct().where(table.c.status == "queued", table.c.created_at >= since)
         with self.engine.connect() as conn:
             return {row[0] for row in conn.execute(query)}
-
-    def record_run(
-        self,
-        request_ids: Iterable[str],
-        status: str,
-        run_id: str,
-        *,
-        error: str | None = None,
-        counts: dict[str, Any] | None = None,
-    ) -> int:
-        """Attach `run_id` and move unfinished requests to `status`; rows already there are left untouched
-        (so a tick that sees no progress writes nothing). Returns how many rows changed."""
-        table = requests_table
-        values = {**status_values(status, error=error, counts=counts), "run_id": run_id}
-        statement = (
-            table.update()
-            .where(
-                table.c.request_id.in_(list(request_ids)),
-                table.c.status.not_in(FINISHED_STATUSES),
-                sa.or_(table.c.status != status, table.c.run_id.is_(None), table.c.run_id != run_id),
-            )
-            .values(**values)
-        )
-        with self.engine.begin() as conn:
-            return conn.execute(statement).rowcount
 
     def requeue(self, request_ids: Iterable[str]) -> int:
         """Put launched requests that never got a run back in the queue, so the intake sensor launches them again."""

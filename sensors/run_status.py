@@ -15,95 +15,17 @@ Cursor: `{"after": [created_at, request_id]}`, where the next page starts; empty
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from orca_core.tags import REQUEST_IDS_TAG, REQUEST_TAG
+from orca_core.tags import REQUEST_TAG
 from orca_resources.intake_queue_resource import IntakeQueueResource
+from orca_resources.intake_run_outcome import RUN_STATUS, record_outcome, request_members
 
 PAGE_SIZE = 200
 MAX_FINISHED_PER_TICK = 50  # each one reads the run's event log
 ORPHAN_SECONDS = 300
-MAX_ERROR_CHARS = 2000
-
-_STATUS = {
-    dg.DagsterRunStatus.QUEUED: "launched",
-    dg.DagsterRunStatus.NOT_STARTED: "launched",
-    dg.DagsterRunStatus.STARTING: "launched",
-    dg.DagsterRunStatus.STARTED: "running",
-    dg.DagsterRunStatus.CANCELING: "running",
-    dg.DagsterRunStatus.SUCCESS: "succeeded",
-    dg.DagsterRunStatus.FAILURE: "failed",
-    dg.DagsterRunStatus.CANCELED: "canceled",
-}
-# Orca's errors and dg.Failure carry messages written for users; their class path is noise.
-_CLASS_PREFIX = re.compile(r"^(?:orca\w*\.[\w.]*|dagster\._core\.definitions\.events\.Failure): ")
-_COUNTS = {  # count name -> (asset, metadata key)
-    "documents": ("documents", "documents"),
-    "documents_added": ("documents", "added"),
-    "documents_updated": ("documents", "updated"),
-    "documents_unchanged": ("documents", "unchanged"),
-    "documents_deleted": ("documents", "deleted"),
-    "documents_failed": ("documents", "failed"),
-    "chunks": ("chunks", "total"),
-    "chunks_added": ("chunks", "added"),
-    "chunks_deleted": ("chunks", "deleted"),
-    "inputs_sent": ("embeddings", "inputs_sent"),
-    "embeddings_reused": ("embeddings", "reused"),
-    "embeddings_failed": ("embeddings", "failed"),
-    "embed_seconds": ("embeddings", "embed_seconds"),
-    "model": ("embeddings", "model"),
-    "rows": ("embedding_index", "dagster/row_count"),
-}
-
-
-def run_counts(instance: dg.DagsterInstance, run_id: str) -> dict:
-    """The run's numbers, from the materialization metadata and check results in its event log."""
-    metadata: dict[str, dict] = {}
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
-    for record in records:
-        materialization = record.event_log_entry.asset_materialization
-        if materialization is not None:
-            values = {key: getattr(value, "value", value) for key, value in materialization.metadata.items()}
-            metadata[materialization.asset_key.path[-1]] = values
-    counts = {name: metadata.get(asset, {}).get(key) for name, (asset, key) in _COUNTS.items()}
-    counts = {name: value for name, value in counts.items() if value is not None}
-    failed_checks = []
-    for record in instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION).records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data
-        if evaluation is not None and not evaluation.passed:
-            failed_checks.append(evaluation.check_name)
-    if failed_checks:
-        counts["failed_checks"] = sorted(failed_checks)
-    return counts
-
-
-def _message(error) -> str:
-    while error is not None and error.cause is not None:
-        error = error.cause  # the root cause says what to fix; the wrappers say where
-    return _CLASS_PREFIX.sub("", error.message.strip()) if error is not None else ""
-
-
-def run_error(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
-    """Why the run failed, in a few lines: each failed step's user-facing message, else the run's."""
-    messages: list[str] = []
-    fallback = ""
-    kinds = {dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE}
-    for record in instance.get_records_for_run(run.run_id, of_type=kinds).records:
-        entry = record.event_log_entry
-        event = entry.dagster_event
-        if event.event_type == dg.DagsterEventType.STEP_FAILURE:
-            data = event.step_failure_data
-            text = data.user_failure_data.description if data.user_failure_data else None
-            messages.append(f"{event.step_key}: {text or _message(data.error) or 'failed'}")
-        else:
-            data = event.event_specific_data
-            fallback = (_message(data.error) if data is not None else "") or entry.message or ""
-    text = "\n".join(messages) or fallback or f"run {run.run_id} failed"
-    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 1] + "…"
-
 
 def _position(raw: str | None) -> tuple[datetime, str] | None:
     try:
@@ -144,22 +66,13 @@ def intake_run_status_sensor(
     handled: set[str] = set()
     changed = finished = 0
     for run in runs.values():
-        tagged = run.tags.get(REQUEST_IDS_TAG) or run.tags.get(REQUEST_TAG) or ""
-        members = {member for member in tagged.split(",") if member} | by_run_id.get(run.run_id, set())
+        members = request_members(run) | by_run_id.get(run.run_id, set())
         handled.update(members)
-        status = _STATUS.get(run.status, "running")
-        error = counts = None
-        if status in ("succeeded", "failed", "canceled"):
+        if RUN_STATUS.get(run.status, "running") in ("succeeded", "failed", "canceled"):
             if finished >= MAX_FINISHED_PER_TICK:
                 continue  # the rest of the finished runs next tick
             finished += 1
-            if status == "succeeded":
-                counts = run_counts(instance, run.run_id)
-            elif status == "failed":
-                error = run_error(instance, run)
-            else:
-                error = f"run {run.run_id} was canceled"
-        changed += queue.record_run(members, status, run.run_id, error=error, counts=counts)
+        changed += record_outcome(queue, instance, run, members)
 
     cutoff = datetime.now(timezone.utc) - timedelta(seconds=ORPHAN_SECONDS)
     lost = [row for row in rows if row.request_id not in handled]

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orca_core.layout import check_collection
 from orca_intake.dependencies import MetricsDep, QueueDep, SettingsDep
 from orca_intake.errors import ERROR_RESPONSES, JSON_BODY_ERROR_RESPONSES, ErrorBody, NotFound
 from orca_intake.json_body import BoundedJSONRoute
+from orca_intake.run_metrics import shared_instance
 
 router = APIRouter(prefix="/v1", tags=["jobs"], route_class=BoundedJSONRoute)
+log = logging.getLogger("orca_intake")
 
 JobState = Literal["queued", "launched", "running", "succeeded", "failed", "canceled"]
 
@@ -134,11 +137,21 @@ def get_job(
     request_id: Annotated[str, Path(max_length=64, description="The `request_id` of a 202 answer.")],
     settings: SettingsDep,
     queue: QueueDep,
+    request: Request,
 ) -> JobStatus:
     """The request's status, its Dagster run and that run's counts or error."""
     found = queue.get(request_id)
     if found is None:
         raise NotFound(f"no request {request_id!r}", code="job_not_found")
+    if found.status in ("launched", "running") and (instance := shared_instance(request.app.state, settings.dagster_home)):
+        # Read from the run itself: a caller learns the end as soon as the run ends, not at the status sensor's
+        # next tick (which records the same, through the same rule).
+        from orca_resources.intake_run_outcome import refresh_request  # imports Dagster: only when needed
+
+        try:
+            found = refresh_request(queue, instance, found)
+        except Exception as error:  # noqa: BLE001 - the stored status is still a true answer, only older
+            log.warning(f"could not read the run of request {request_id} ({error}); answering the stored status")
     return JobStatus(
         request_id=found.request_id,
         kind=found.kind,

@@ -144,6 +144,24 @@ def test_run_request_executed_for_real_ends_succeeded_with_counts(sensor_harness
     assert idle.skip_reason.skip_message == "no launched or running intake requests"
 
 
+def test_the_intake_answers_succeeded_as_soon_as_the_run_ended(sensor_harness, intake_app_factory):
+    """`GET /v1/jobs/{id}` reads the run itself: no status sensor tick between the run's end and the answer."""
+    ids = [post(sensor_harness, "docs", ["a.md"]), post(sensor_harness, "docs", ["b.md"])]
+    request = sensor_harness.tick(intake_sensor).run_requests[0]
+    client = intake_app_factory(ORCA_HOME=str(sensor_harness.home), DAGSTER_HOME=sensor_harness.instance.root_directory)
+    assert client.get(f"/v1/jobs/{ids[0]}").json()["status"] == "launched"  # no run yet: the stored status
+
+    result = sensor_harness.execute(request)
+    answer = client.get(f"/v1/jobs/{ids[1]}").json()
+    assert (answer["status"], answer["run_id"]) == ("succeeded", result.run_id)
+    assert answer["counts"]["documents_added"] == 2 and answer["counts"]["inputs_sent"] == 2
+    # Recorded for every request of the run, as the status sensor would, which then finds nothing left to do.
+    assert statuses(sensor_harness, ids) == ["succeeded", "succeeded"]
+    assert sensor_harness.tick(intake_run_status_sensor).skip_reason.skip_message == (
+        "no launched or running intake requests"
+    )
+
+
 def test_failed_run_records_the_users_error(sensor_harness, ollama_standin):
     ollama_standin.remove_model("nomic-embed-text")
     request_id = post(sensor_harness, "docs", ["a.md"])
