@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up_command.add_argument("--no-intake", action="store_true", help="do not start the REST intake")
     up_command.add_argument(
+        "-m",
+        "--module",
+        metavar="MODULE",
+        help="load the Dagster definitions from MODULE instead of orca.definitions: a project that extends Orca's "
+        "(dg.Definitions.merge(orca.definitions.build_definitions(), ...)); the benchmarks use bench.floor_location",
+    )
+    up_command.add_argument(
         "--pull",
         action="store_true",
         help="when Ollama answers but lacks ORCA_EMBED_MODEL, pull it first (runs prepare_model_job; may download "
@@ -102,7 +109,7 @@ def _run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Co
 
             if (code := pull_before_up(settings, out)) is not None:
                 return code
-        return up(settings, out, intake=not args.no_intake)
+        return up(settings, out, intake=not args.no_intake, module=args.module)
     if args.command == "materialize":
         return _materialize(args, settings, out, err)
     if args.command == "search":

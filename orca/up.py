@@ -40,8 +40,11 @@ def _executable(name: str) -> str:
     return str(beside) if beside.exists() else (shutil.which(name) or name)
 
 
-def location_args() -> list[str]:
-    """How the children load the code: the project's workspace.yaml when there is one, else the module."""
+def location_args(module: str | None = None) -> list[str]:
+    """How the children load the code: `module` when given (a project extending Orca's definitions), else the
+    project's workspace.yaml when there is one, else Orca's module."""
+    if module:
+        return ["-m", module]
     workspace = project_file("workspace.yaml")
     return ["-w", str(workspace)] if workspace else ["-m", "orca.definitions"]
 
@@ -60,9 +63,9 @@ def intake_url(settings: OrcaSettings) -> str:
     return local_url(settings.intake_host, settings.intake_port)
 
 
-def child_specs(settings: OrcaSettings, *, intake: bool = True) -> list[ChildSpec]:
+def child_specs(settings: OrcaSettings, *, intake: bool = True, module: str | None = None) -> list[ChildSpec]:
     """The processes `orca up` supervises, in start order (stopped in reverse: intake, daemon, webserver)."""
-    location = location_args()
+    location = location_args(module)
     specs = [
         ChildSpec(
             "webserver",
@@ -157,7 +160,7 @@ def wait_until_ready(supervisor: Supervisor, spec: ChildSpec, timeout: float = R
     return False
 
 
-def up(settings: OrcaSettings, console: Console, *, intake: bool = True) -> int:
+def up(settings: OrcaSettings, console: Console, *, intake: bool = True, module: str | None = None) -> int:
     """Run the deployment until Ctrl-C/SIGTERM or until a child dies; the exit code.
 
     0: stopped on request and every child stopped cleanly (0, or ended by our SIGTERM); 1: a child died on its
@@ -180,7 +183,7 @@ def up(settings: OrcaSettings, console: Console, *, intake: bool = True) -> int:
     table = Table(title="Orca processes", title_justify="left")
     for column in ("process", "pid", "url"):
         table.add_column(column)
-    for spec in child_specs(settings, intake=intake):
+    for spec in child_specs(settings, intake=intake, module=module):
         child = supervisor.start(spec)
         table.add_row(spec.name, str(child.pid), spec.url or "")
         if spec.name == "intake":
