@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 from orca_assets.documents import documents
 from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
 from orca_assets.text_splitter import CHUNKER_VERSION, split_document
+from orca_assets.unchanged import file_identity, recall, remember
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.embedder import Embedder
 from orca_core.layout import CHUNKS_FILE, DOCUMENTS_FILE
@@ -79,6 +80,15 @@ def chunks(
     overlap = min(config.overlap_tokens, max_tokens // 2 - 1)
     signature = f"v{CHUNKER_VERSION}:{max_tokens}:{overlap}"
 
+    folder = warehouse.collection_dir(collection)
+
+    def verified_key() -> list:
+        return [signature, file_identity(folder / DOCUMENTS_FILE), file_identity(folder / CHUNKS_FILE)]
+
+    known = recall(folder, "chunks", verified_key())
+    if known is not None:
+        # The very chunks file verified against this very documents table with these settings: still the same.
+        return _unchanged(context, collection, known["total"], known["documents"], max_tokens, overlap, started)
     docs = warehouse.read(collection, DOCUMENTS_FILE, columns=["doc_id", "source", "content_hash", "status"])
     if docs is None:
         raise dg.Failure(f"no documents table for {collection!r}: materialize `documents` first")
@@ -87,9 +97,8 @@ def chunks(
     footer = warehouse.footer(collection, CHUNKS_FILE)
     if footer is not None and footer.metadata.get("orca.inputs") == inputs:
         # Same documents (by content hash and source) and same chunker settings: the chunks are the same.
-        context.log.info(f"{collection}: {footer.num_rows} chunks from {len(docs)} documents, all unchanged")
-        counts = {"total": footer.num_rows, "added": 0, "unchanged": footer.num_rows, "deleted": 0}
-        return _result(counts, 0, max_tokens, overlap, started, rewritten=False)
+        remember(folder, "chunks", verified_key(), {"total": footer.num_rows, "documents": len(docs)})
+        return _unchanged(context, collection, footer.num_rows, len(docs), max_tokens, overlap, started)
 
     previous = warehouse.read(collection, CHUNKS_FILE)
     if previous is not None and not set(CHUNKS_SCHEMA.names) <= set(previous.column_names):
@@ -118,11 +127,18 @@ def chunks(
             new_ids.extend(rows.column(0).chunks)
         total = out.num_rows
     counts = _counts(previous, reused, new_ids, total)
+    remember(folder, "chunks", verified_key(), {"total": total, "documents": len(docs)})
     context.log.info(
         f"{collection}: {total} chunks from {len(docs)} documents ({len(to_chunk)} documents chunked, "
         f"{counts['added']} chunks added, {counts['deleted']} deleted; max {max_tokens} tokens, overlap {overlap})"
     )
     return _result(counts, len(to_chunk), max_tokens, overlap, started, rewritten=True)
+
+
+def _unchanged(context, collection: str, total: int, documents: int, max_tokens: int, overlap: int, started: float):
+    context.log.info(f"{collection}: {total} chunks from {documents} documents, all unchanged")
+    counts = {"total": total, "added": 0, "unchanged": total, "deleted": 0}
+    return _result(counts, 0, max_tokens, overlap, started, rewritten=False)
 
 
 def _inputs_digest(signature: str, docs: pa.Table) -> str:

@@ -11,9 +11,10 @@ import pyarrow as pa
 from orca_assets.chunks import chunks
 from orca_assets.embedding_store import EmbeddingStore, embedding_key
 from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
+from orca_assets.unchanged import file_identity, forget, recall, remember
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.embedder import Embedder
-from orca_core.layout import CHUNKS_FILE, FAILED_CHUNKS_FILE
+from orca_core.layout import CHUNKS_FILE, FAILED_CHUNKS_FILE, PARTS_DIR, STORE_FILE
 from orca_resources.errors import EmbedderError
 from orca_resources.warehouse import WarehouseResource
 
@@ -59,10 +60,19 @@ def embeddings(
 ) -> dg.MaterializeResult:
     collection = context.partition_key
     info = embedder.model_info()
-    store = EmbeddingStore(warehouse.collection_dir(collection), info)
+    folder = warehouse.collection_dir(collection)
+    store = EmbeddingStore(folder, info)
+
+    def verified_key() -> list:
+        files = (CHUNKS_FILE, STORE_FILE, FAILED_CHUNKS_FILE)
+        return [info.identity, *(file_identity(folder / name) for name in files)]
+
     if config.force:
         context.log.info("force: forgetting every stored vector of this collection")
         store.clear()
+    elif not (folder / PARTS_DIR).exists() and (recalled := recall(folder, "embeddings", verified_key())) is not None:
+        # This model's store was found to hold exactly these very chunks' vectors, with none failed: still so.
+        return _unchanged(context, collection, info, recalled["keys"])
     table = warehouse.read(collection, CHUNKS_FILE, columns=["text"])
     if table is None:
         raise dg.Failure(f"no chunks table for {collection!r}: materialize `chunks` first")
@@ -114,8 +124,12 @@ def embeddings(
         stored_rows = len(wanted)
     failed_texts = {key: texts[keys[key]].as_py() for key in failed}
     _write_failures(warehouse, collection, failed, failed_texts)
-    for key, reason in list(failed.items())[:20]:
-        context.log.warning(f"chunk not embedded: {reason}: {failed_texts[key][:80]!r}")
+    for failed_key, reason in list(failed.items())[:20]:
+        context.log.warning(f"chunk not embedded: {reason}: {failed_texts[failed_key][:80]!r}")
+    if failed or (folder / PARTS_DIR).exists():
+        forget(folder, "embeddings")  # failed chunks are sent again on every run
+    else:
+        remember(folder, "embeddings", verified_key(), {"keys": stored_rows})
     return dg.MaterializeResult(
         metadata={
             "inputs_sent": sent,
@@ -129,6 +143,29 @@ def embeddings(
             "dimensions": info.dimensions,
             "store_rewritten": rewritten,
             "dagster/row_count": stored_rows,
+        }
+    )
+
+
+def _unchanged(context, collection: str, info, keys: int) -> dg.MaterializeResult:
+    """The report of a run that found every distinct chunk already embedded, the store compact and nothing failed."""
+    context.log.info(
+        f"{collection}: {keys} distinct chunks, {keys} already embedded with {info.name} ({info.digest[:19]}), "
+        f"0 to embed in 0 batches"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "inputs_sent": 0,
+            "reused": keys,
+            "failed": 0,
+            "truncated": 0,
+            "embed_seconds": 0.0,
+            "inputs_per_second": 0.0,
+            "model": info.name,
+            "digest": info.digest,
+            "dimensions": info.dimensions,
+            "store_rewritten": False,
+            "dagster/row_count": keys,
         }
     )
 

@@ -34,10 +34,12 @@ from orca_assets.embedding_store import embedding_key
 from orca_assets.embeddings import embeddings
 from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
 from orca_assets.search_copy import sync_search_copy
+from orca_assets.unchanged import file_identity, recall, remember
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.layout import CHUNKS_FILE, STAGED_INDEX_FILE, STORE_FILE
 from orca_resources.warehouse import (
     ROW_GROUP_ROWS,
+    Footer,
     WarehouseResource,
     open_parquet,
     publish_file,
@@ -143,14 +145,22 @@ def _rows(picked: pa.Table, vectors: pa.Array, model: str, schema: pa.Schema) ->
     )
 
 
-def index_inputs(warehouse: WarehouseResource, collection: str) -> str | None:
+def index_inputs(chunks: Footer | None, store: Footer | None) -> str | None:
     """Versions of the chunks and of the vector store, or None when either is unstamped (always rebuild)."""
-    chunks = warehouse.footer(collection, CHUNKS_FILE)
-    store = warehouse.footer(collection, STORE_FILE)
     if chunks is None or store is None:
         return None
     versions = chunks.metadata.get("orca.version"), store.metadata.get("orca.version")
     return f"chunks:{versions[0]};embeddings:{versions[1]}" if all(versions) else None
+
+
+def _documents(path: Path, inputs: str | None, folder: Path) -> int:
+    """How many documents the served index holds: recorded for this very file, or counted from its doc_id column."""
+    key = [inputs, file_identity(path)]
+    if (known := recall(folder, "embedding_index", key)) is not None:
+        return known["documents"]
+    documents = pc.count_distinct(read_parquet(path, columns=["doc_id"])["doc_id"]).as_py()
+    remember(folder, "embedding_index", key, {"documents": documents})
+    return documents
 
 
 @dg.asset(
@@ -168,10 +178,10 @@ def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     collection = context.partition_key
     started = time.perf_counter()
     path = warehouse.index_path(collection)
-    chunk_footer = warehouse.footer(collection, CHUNKS_FILE)
-    if chunk_footer is None or warehouse.footer(collection, STORE_FILE) is None:
+    chunk_footer, store_footer = warehouse.footer(collection, CHUNKS_FILE), warehouse.footer(collection, STORE_FILE)
+    if chunk_footer is None or store_footer is None:
         raise dg.Failure(f"{collection!r} has no chunks or embeddings yet: materialize them first")
-    inputs = index_inputs(warehouse, collection)
+    inputs = index_inputs(chunk_footer, store_footer)
     published = read_footer(path)
     unchanged = inputs is not None and published is not None and published.metadata.get("orca.inputs") == inputs
     repaired = False
@@ -186,7 +196,7 @@ def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             unchanged, repaired = False, True
         else:
             rows = published.num_rows
-            documents = pc.count_distinct(read_parquet(path, columns=["doc_id"])["doc_id"]).as_py()
+            documents = _documents(path, inputs, path.parent)
             context.log.info(f"{collection}: chunks and vectors unchanged; {path} ({rows} rows) left as it is")
     if not unchanged:
         staged = warehouse.path(collection, STAGED_INDEX_FILE)
@@ -204,13 +214,14 @@ def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             )
         publish_file(staged, path)
         remember_verdicts(served, inputs, verdicts)
+        remember(path.parent, "embedding_index", [inputs, file_identity(path)], {"documents": documents})
         context.log.info(f"{collection}: published {rows} rows from {documents} documents to {path}")
     else:
         if remembered is None:
             remember_verdicts(served, inputs, verdicts)
         yield from check_results(verdicts)
     copy = sync_search_copy(context, warehouse, collection)
-    meta = read_footer(path).metadata
+    meta = (published if unchanged else read_footer(path)).metadata
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": rows,

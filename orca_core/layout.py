@@ -42,6 +42,7 @@ FAILED_CHUNKS_FILE = "failed_chunks.parquet"
 INDEX_FILE = "embedding_index.parquet"
 STAGED_INDEX_FILE = "embedding_index.staged.parquet"  # a new index while its checks judge it, never served
 INDEX_VERDICTS_FILE = "embedding_index.checked.json"  # the served index's check results, with what they judged
+VERIFIED_SUFFIX = ".verified.json"  # <step>.verified.json: a step's last up-to-date verdict (orca_assets/unchanged.py)
 SEARCH_DIR = "embedding_index.search"  # the served index's search copy: memory-mapped segments and HNSW graphs
 LOCK_FILE = ".orca.lock"
 

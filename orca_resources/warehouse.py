@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import PrivateAttr
 
 from orca_core.layout import INDEX_FILE, LocalLayout
 from orca_core.settings import OrcaSettings
@@ -179,9 +180,15 @@ class WarehouseResource(dg.ConfigurableResource):
         # Per run, not at import: the pool is process-wide, and importers such as the intake need not change it.
         prefer_jemalloc()
 
+    # The layout, made once per resource (its fields never change): resolving `home` costs an lstat per component.
+    _layout: LocalLayout | None = PrivateAttr(default=None)
+
     @property
     def layout(self) -> LocalLayout:
-        return LocalLayout(Path(self.home).expanduser().resolve(), follow_symlinks=self.inbox_follow_symlinks)
+        if self._layout is None:
+            home = Path(self.home).expanduser().resolve()
+            self._layout = LocalLayout(home, follow_symlinks=self.inbox_follow_symlinks)
+        return self._layout
 
     def collection_dir(self, collection: str) -> Path:
         """The collection's warehouse folder, created when missing."""
