@@ -35,7 +35,7 @@ from pydantic import Field, field_validator
 
 from orca_assets.jobs import embed_collection_job
 from orca_assets.partitions import collections_partitions
-from orca_core.folder_lock import folder_lock
+from orca_core.collection_lock import collection_lock, instance_postgres_url
 from orca_core.layout import check_collection
 from orca_core.tags import KIND_TAG, PARTITION_TAG, REQUEST_IDS_TAG
 from orca_resources.intake_queue_resource import IntakeQueueResource
@@ -179,7 +179,8 @@ def purge_collection(
     data_aside = None
     if data.is_dir():
         # A step of a run outside the queue (`orca materialize`) may be writing right now: let it finish first.
-        with folder_lock(data, on_wait=context.log.info):
+        with collection_lock(data, collection, postgres_url=instance_postgres_url(context.instance),
+                             on_wait=context.log.info):
             data_aside = _move_aside(data, context.run_id)
     instance = context.instance
     partition = instance.has_dynamic_partition(collections_partitions.name, collection)

@@ -3,10 +3,11 @@
 The run queue already keeps two queued runs of one collection apart (the `dagster/partition` tag limit in
 dagster.yaml), but `orca materialize` executes in its own process, outside the queue, and nothing stops a
 second Orca on another machine from writing the same warehouse. So the write path protects itself: every
-step of `embed_collection_job` reads its inputs and publishes its output under the lock of the collection's
-warehouse folder (orca_core/folder_lock.py). Steps of two runs then follow one another instead of
-interleaving inside a step, and because each step is a pure function of what it reads, the last run to
-finish leaves an index that matches the inbox as it last read it.
+step of `embed_collection_job` reads its inputs and publishes its output under the collection's lock
+(orca_core/collection_lock.py: an advisory lock in the instance's PostgreSQL database, which works across
+machines, or with a SQLite instance the lock of its warehouse folder). Steps of two runs then follow one
+another instead of interleaving inside a step, and because each step is a pure function of what it reads,
+the last run to finish leaves an index that matches the inbox as it last read it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import inspect
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from orca_core.folder_lock import folder_lock
+from orca_core.collection_lock import collection_lock, instance_postgres_url
 
 
 def one_writer_per_collection(compute: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,7 +48,8 @@ def one_writer_per_collection(compute: Callable[..., Any]) -> Callable[..., Any]
 @contextlib.contextmanager
 def _collection_lock(context, warehouse) -> Iterator[None]:
     folder = warehouse.collection_dir(context.partition_key)
-    with folder_lock(folder, on_wait=context.log.info) as waited:
+    postgres_url = instance_postgres_url(context.instance)
+    with collection_lock(folder, context.partition_key, postgres_url=postgres_url, on_wait=context.log.info) as waited:
         if waited >= 1:
             context.log.info(f"waited {waited:.1f}s for {context.partition_key}'s lock")
         yield
