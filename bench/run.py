@@ -39,6 +39,7 @@ BENCHMARKS = [
     ("extraction", "bench.extraction"),
     ("search", "bench.search"),
     ("pgvector", "bench.pgvector"),
+    ("fleet", "bench.fleet"),
 ]
 # Run only when named (`make bench-search`): a million chunks take longer than make bench's 20-minute budget.
 EXTRA = [("search_million", "bench.search_million")]
