@@ -68,10 +68,10 @@ def _make_tree(inbox: Path, collections: int, files: int) -> None:
 
 
 def run(smoke: bool, workdir: Path) -> list[Row]:
+    import sensors.inbox as inbox_module
     from orca_resources.intake_queue_resource import IntakeQueueResource
     from orca_resources.warehouse import WarehouseResource
     from sensors.folder_cache import inbox_cache
-    import sensors.inbox as inbox_module
     from sensors.inbox import SETTLE_SECONDS, inbox_sensor
 
     sweep_ticks = WarehouseResource().inbox_sweep_ticks
