@@ -11,15 +11,15 @@ server is not obtainable here; SeaweedFS honours the conditional writes Orca's p
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.processes import free_port
+from tests.processes import ManagedProcess, free_port
 
 ACCESS_KEY = "orca-test"
 SECRET_KEY = "orca-test-secret"
@@ -45,7 +45,7 @@ class S3Server:
     """A running `weed mini`: its S3 endpoint and the one identity it accepts."""
 
     root: Path
-    process: subprocess.Popen
+    process: ManagedProcess
     port: int
 
     @property
@@ -68,13 +68,7 @@ class S3Server:
         return name
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.process.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -92,15 +86,14 @@ def start_server() -> S3Server:
             "-s3.port.iceberg=0", "-s3.port.lance=0"]
     for name, port in ports.items():
         argv += [f"-{name}.port={port}", f"-{name}.port.grpc={free_port()}"]
-    log = open(root / "weed.log", "wb")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    process = ManagedProcess(argv, env=os.environ, log_path=root / "weed.log", cwd=root)
     server = S3Server(root, process, ports["s3"])
     deadline = time.monotonic() + READY_SECONDS
     while True:
-        if process.poll() is not None:
-            text = (root / "weed.log").read_text(errors="replace")[-2000:]
+        if not process.alive():
+            text = process.output()[-2000:]
             server.stop()
-            raise S3Unavailable(f"weed mini exited with {process.returncode}:\n{text}")
+            raise S3Unavailable(f"weed mini exited:\n{text}")
         try:
             server.client().list_buckets()
             return server
