@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build Orca's run image without a registry or a base image: an empty root file system holding only the
-# mount points that deploy/docker/run-launcher.yaml binds from the host (read-only), imported as
+# mount points that deploy/docker/dagster.docker.yaml binds from the host (read-only), imported as
 # orca-run:latest (or the tag given). Run it where dockerd runs the daemon's containers (DOCKER_HOST).
 # /bin, /sbin, /lib and /lib64 mirror the host: links into /usr on a merged-/usr system (Debian 12), else
 # empty folders to bind like /usr.

@@ -1,5 +1,5 @@
 """Runs in containers, for real: a private dockerd, a PostgreSQL instance, `dagster-daemon` with
-deploy/docker/run-launcher.yaml merged into deploy/dagster.postgres.yaml, and the run image built by
+deploy/docker/dagster.docker.yaml merged into deploy/dagster.postgres.yaml, and the run image built by
 deploy/docker/build-run-image.sh. A dropped document reaches the index through a run in its own container
 (in-process executor inside); a run container killed mid-run is marked failed by run monitoring, and the
 rerun resumes paying at most one batch."""
@@ -37,9 +37,11 @@ def docker_daemon():
 
 
 def docker_instance_yaml(home: Path) -> dict:
-    """deploy/dagster.postgres.yaml with deploy/docker/run-launcher.yaml merged in, bound to this test's paths."""
+    """deploy/dagster.postgres.yaml with deploy/docker/dagster.docker.yaml merged in, bound to this test's paths."""
     config = yaml.safe_load((ROOT / "deploy" / "dagster.postgres.yaml").read_text())
-    launcher = yaml.safe_load((ROOT / "deploy" / "docker" / "run-launcher.yaml").read_text())["run_launcher"]
+    docker = yaml.safe_load((ROOT / "deploy" / "docker" / "dagster.docker.yaml").read_text())
+    config["compute_logs"] = docker["compute_logs"]
+    launcher = docker["run_launcher"]
     launcher["config"]["image"] = IMAGE
     launcher["config"]["container_kwargs"]["volumes"] = host_volumes(home)
     env_vars = launcher["config"]["env_vars"]
@@ -51,12 +53,13 @@ def docker_instance_yaml(home: Path) -> dict:
 
 
 @pytest.fixture
-def deployment(tmp_path, docker_daemon, postgres_server, postgres_database):
+def deployment(tmp_path, docker_daemon, postgres_server, postgres_database, s3_server, s3_bucket):
     home = tmp_path / "orca"
     (home / "dagster").mkdir(parents=True)
     (home / "inbox" / "docs").mkdir(parents=True)
     (home / "dagster" / "dagster.yaml").write_text(yaml.safe_dump(docker_instance_yaml(home)))
-    env = orca_env(home, DOCKER_HOST=docker_daemon.host, **postgres_server.dagster_env(postgres_database))
+    env = orca_env(home, DOCKER_HOST=docker_daemon.host, ORCA_LOG_BUCKET=s3_bucket,
+                   **postgres_server.dagster_env(postgres_database), **s3_server.env())
 
     def start(**overrides: str) -> ManagedProcess:
         daemon_env = {**env, **overrides}
@@ -76,15 +79,15 @@ def finished_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     return [run for run in instance.get_runs(dg.RunsFilter(job_name="embed_collection_job")) if run.is_finished]
 
 
-def test_a_dropped_document_is_indexed_by_a_run_in_its_own_container(deployment, docker_daemon, monkeypatch):
+def test_a_dropped_document_is_indexed_by_a_run_in_its_own_container(deployment, docker_daemon, s3_server, monkeypatch):
     home, env, start = deployment
     (home / "inbox" / "docs" / "tides.md").write_text("# Tides\n\nThe tide rises twice a day.", encoding="utf-8")
     with start() as daemon, instance_for(env, home, monkeypatch) as instance:
         runs = wait_until(lambda: finished_runs(instance), timeout=240, interval=1,
                           message=f"no run finished; daemon log:\n{daemon.output()[-4000:]}")
         run = runs[0]
-        assert run.status == dg.DagsterRunStatus.SUCCESS, daemon.output()[-4000:]
         container = run.tags[CONTAINER_TAG]
+        assert run.status == dg.DagsterRunStatus.SUCCESS, docker_daemon.docker("logs", container).stderr[-4000:]
         inspected = json.loads(docker_daemon.docker("inspect", container).stdout)[0]
         assert inspected["Config"]["Image"] == IMAGE
         assert inspected["Config"]["Labels"]["dagster/run_id"] == run.run_id
@@ -92,6 +95,9 @@ def test_a_dropped_document_is_indexed_by_a_run_in_its_own_container(deployment,
         # The run's steps shared its container's one process: the in-process executor.
         logs = [entry.user_message for entry in instance.all_logs(run.run_id)]
         assert any("Executing steps in process" in message for message in logs)
+        # Its steps' output went to the object store, where every webserver reads it.
+        stored = s3_server.client().list_objects_v2(Bucket=env["ORCA_LOG_BUCKET"], Prefix="compute-logs/")
+        assert any(run.run_id in item["Key"] for item in stored.get("Contents", [])), stored.get("Contents")
     import pyarrow.parquet as pq
 
     index = pq.read_table(home / "warehouse" / "docs" / "embedding_index.parquet")
