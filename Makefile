@@ -4,6 +4,7 @@
 #   make up        start the webserver and daemon on the embedded default instance
 #   make bench     run the benchmarks (bench/run.py)
 #   make bench-search  search at a million chunks (docs/benchmarks-search.md; about 20 minutes)
+#   make bench-client  the client's CPU per input (docs/benchmarks-client.md; a few minutes)
 #   make clean     remove caches and build leftovers (keeps .venv and .orca)
 #   make distclean clean, and remove .venv too
 
@@ -14,7 +15,7 @@ VENV_PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.orca-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install test up bench bench-search clean distclean
+.PHONY: help install test up bench bench-search bench-client clean distclean
 
 help:
 	@sed -n 's/^#   //p' $(firstword $(MAKEFILE_LIST))
@@ -56,6 +57,9 @@ bench: install
 
 bench-search: install
 	$(VENV_PYTHON) bench/run.py --only search_million --output docs/benchmarks-search.md
+
+bench-client: install
+	$(VENV_PYTHON) bench/run.py --only client --output docs/benchmarks-client.md
 
 clean:
 	rm -rf build dist .pytest_cache .hypothesis *.egg-info $(STAMP)

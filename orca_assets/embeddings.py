@@ -37,10 +37,16 @@ def _distinct_keys(identity: str, texts: pa.ChunkedArray, slice_rows: int = 8192
     return keys
 
 
+PROGRESS_SECONDS = 1.0
+
+
 def _text_batches(texts: pa.ChunkedArray, rows: list[int], size: int) -> Iterator[list[str]]:
     """The texts at `rows`, `size` at a time, taken from Arrow only when the embedder asks for them."""
+    # One contiguous array (the texts are in memory already): `take` on a column of many chunks costs about
+    # 0.7 ms per batch, 20x a take on one chunk.
+    flat = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
     for start in range(0, len(rows), size):
-        yield texts.take(pa.array(rows[start : start + size], pa.int64())).to_pylist()
+        yield flat.take(pa.array(rows[start : start + size], pa.int64())).to_pylist()
 
 
 @dg.asset(
@@ -90,6 +96,7 @@ def embeddings(
     truncated = 0
     sent = 0
     started = time.perf_counter()
+    logged_at = float("-inf")  # the first batch is always told
     try:
         batches = _text_batches(texts, [keys[key] for key in missing_keys], embedder.batch_size)
         outcomes = embedder.embed_batches(batches, kind="document")
@@ -102,10 +109,14 @@ def embeddings(
             truncated += len(outcome.truncated)
             sent += len(batch_keys)
             elapsed = time.perf_counter() - started
-            context.log.info(
-                f"batch {number}/{batch_count}: {len(ok)} embedded, {len(outcome.failed)} failed; "
-                f"{sent}/{len(missing_keys)} inputs, {sent / max(elapsed, 1e-9):.1f} inputs/s"
-            )
+            if number == batch_count or elapsed - logged_at >= PROGRESS_SECONDS:
+                # Each log line is an event in the instance's storage (a few ms): one per batch would cost
+                # more than embedding the batch at a fast server's rate, so progress is told at most every second.
+                logged_at = elapsed
+                context.log.info(
+                    f"batch {number}/{batch_count}: {sent}/{len(missing_keys)} inputs, {len(failed)} failed, "
+                    f"{sent / max(elapsed, 1e-9):.1f} inputs/s"
+                )
     except EmbedderError as error:
         raise dg.Failure(
             description=f"embedding failed after {sent} of {len(missing_keys)} inputs: {error}",

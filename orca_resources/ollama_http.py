@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import dagster as dg
 import httpx
+import orjson
 
 from orca_resources.errors import (
     CircuitOpenError,
@@ -182,7 +183,9 @@ class OllamaHosts:
             raise _Retryable(f"{host}: {_describe(exc)}", host_fault=True) from exc
         if response.status_code < 300:
             try:
-                return response.json()
+                # orjson parses an /api/embed answer (32 x 768 floats as JSON text) about 3x faster than the
+                # standard library: at a few GPU servers' rate, parsing is most of the client's CPU.
+                return orjson.loads(response.content)
             except ValueError as exc:
                 raise InvalidResponse(f"answered {path} with invalid JSON ({response.text[:80]!r}...)") from exc
         self._raise_for_status(host, method, path, response)

@@ -51,6 +51,13 @@ EXPECTED_ROWS = {
         "12 pgvector: query with HNSW, 5,000 chunks",
         "12 pgvector: filter keeping 1%, 5,000 chunks",
     ],
+    "client,fleet": [
+        "14 client: embedding phase against a replay server",
+        "14 client: the whole pipeline's CPU per extra input",
+        "14 client: eight one-slot servers",
+        "13 fleet: four one-slot servers against one",
+        "13 fleet: four servers, one killed",
+    ],
     "search,search_million": [
         "11 search: 5,000 chunks, 200 queries",
         "11 search: 5,000 chunks, filter keeping 1%",
@@ -100,3 +107,7 @@ def test_bench_smoke_search(tmp_path: Path) -> None:
 
 def test_bench_smoke_pgvector(tmp_path: Path) -> None:
     run_smoke(tmp_path, "pgvector")
+
+
+def test_bench_smoke_client_and_fleet(tmp_path: Path) -> None:
+    run_smoke(tmp_path, "client,fleet")
