@@ -95,7 +95,8 @@ class EmbeddingStore:
         for part in self._part_files() if parts is None else parts:
             try:
                 if part.suffix == ".arrow":
-                    with pa.memory_map(str(part)) as source:
+                    # Read, not mapped: mapped pages of every part would count in the step's resident memory.
+                    with pa.OSFile(str(part)) as source:
                         reader = pa.ipc.open_file(source)
                         yield (reader.get_batch(i) for i in range(reader.num_record_batches))
                 else:
@@ -163,7 +164,8 @@ class EmbeddingStore:
                 for batch in batches:
                     # Python set lookups: pc.is_in would hash the whole wanted set again for every part.
                     keep = []
-                    for key in batch.column(0).to_pylist():
+                    batch_keys = batch.column(0).to_pylist()
+                    for key in batch_keys:
                         keep.append(key in wanted and key not in seen)
                         seen.add(key)
                     if not all(keep):
@@ -173,7 +175,9 @@ class EmbeddingStore:
                             [batch.column(0), batch.column(1).cast(schema.field("embedding").type)], schema=schema
                         )
                         out.write(batch)
-                        written.append(batch.column(0))
+                        # A copy: a part's columns share one buffer, so keeping its key column would keep its
+                        # vectors too, and every part's vectors would stay in memory until the end.
+                        written.append(pa.array([key for key, kept in zip(batch_keys, keep) if kept], pa.string()))
         for part in parts:
             part.unlink(missing_ok=True)
         self.drop_stale_identities()
