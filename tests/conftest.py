@@ -261,34 +261,6 @@ def postgres_database(postgres_server) -> str:
 # ---- end of PostgreSQL fixtures -----------------------------------------------------------------
 
 
-# ---- S3 fixtures (owner: storage on object stores, tests/s3_server.py) --------------------------------
-_bucket_numbers = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def s3_server():
-    """A running throwaway S3 server (SeaweedFS, tests.s3_server.S3Server), stopped and removed at the end.
-
-    SeaweedFS comes with the test extras, so a server that cannot start is a failure, never a skip."""
-    from tests.s3_server import S3Unavailable, start_server
-
-    try:
-        server = start_server()
-    except S3Unavailable as error:
-        pytest.fail(f"the S3 test server did not start: {error}", pytrace=False)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def s3_bucket(s3_server) -> str:
-    """The name of a fresh, empty bucket on the session's S3 server."""
-    return s3_server.create_bucket(f"orca-test-{next(_bucket_numbers)}")
-
-
-# ---- end of S3 fixtures -------------------------------------------------------------------------
-
-
 # ---- Op job fixtures (owner: orca_assets/prepare_model_job.py, orca_assets/purge_collection_job.py) --------------
 @pytest.fixture
 def op_job() -> Callable[..., dg.JobDefinition]:
@@ -309,3 +281,6 @@ def op_job() -> Callable[..., dg.JobDefinition]:
 
 # ---- PostgreSQL with pgvector: fixtures in tests/pgvector_server.py ----------------------------------
 from tests.pgvector_server import pg_schema, pgvector_server_url  # noqa: E402, F401
+
+# ---- S3 (SeaweedFS): fixtures in tests/s3_server.py ---------------------------------------------------
+from tests.s3_server import s3_bucket, s3_server  # noqa: E402, F401

@@ -10,6 +10,7 @@ server is not obtainable here; SeaweedFS honours the conditional writes Orca's p
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -18,6 +19,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from tests.processes import ManagedProcess, free_port
 
@@ -102,3 +105,25 @@ def start_server() -> S3Server:
                 server.stop()
                 raise S3Unavailable(f"weed mini did not answer S3 requests within {READY_SECONDS:.0f} s") from None
             time.sleep(0.2)
+
+
+_bucket_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A running throwaway S3 server (SeaweedFS), stopped and removed at the end.
+
+    SeaweedFS comes with the test extras, so a server that cannot start is a failure, never a skip."""
+    try:
+        server = start_server()
+    except S3Unavailable as error:
+        pytest.fail(f"the S3 test server did not start: {error}", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server) -> str:
+    """The name of a fresh, empty bucket on the session's S3 server."""
+    return s3_server.create_bucket(f"orca-test-{next(_bucket_numbers)}")
