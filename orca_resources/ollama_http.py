@@ -184,8 +184,13 @@ class OllamaHosts:
         if response.status_code < 300:
             try:
                 # orjson parses an /api/embed answer (32 x 768 floats as JSON text) about 3x faster than the
-                # standard library: at a few GPU servers' rate, parsing is most of the client's CPU.
-                return orjson.loads(response.content)
+                # standard library: at a few GPU servers' rate, parsing is most of the client's CPU. It refuses
+                # the NaN literals a server under load has been seen to send; the standard parser reads those,
+                # so the answer is refused for what it holds (check_vectors), not as malformed JSON.
+                try:
+                    return orjson.loads(response.content)
+                except orjson.JSONDecodeError:
+                    return json.loads(response.content)
             except ValueError as exc:
                 raise InvalidResponse(f"answered {path} with invalid JSON ({response.text[:80]!r}...)") from exc
         self._raise_for_status(host, method, path, response)
