@@ -29,13 +29,6 @@ class DoublingEmbedder(HashingEmbedderResource):
 
 
 @pytest.fixture
-def pipeline(tmp_path) -> Pipeline:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("collections", ["docs"])
-    return Pipeline(home=tmp_path / "orca", collection="docs", instance=instance)
-
-
-@pytest.fixture
 def built(pipeline) -> Pipeline:
     write_collection(pipeline.inbox)
     result = pipeline.run(HashingEmbedderResource(dimensions=16), chunk_tokens=32)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
@@ -18,13 +17,6 @@ from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.warehouse import write_parquet_atomic
 from tests.documents_fixture import write_collection
 from tests.pipeline_helpers import Pipeline, check_results, failure_message, metadata, warning_checks
-
-
-@pytest.fixture
-def pipeline(tmp_path) -> Pipeline:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("collections", ["docs"])
-    return Pipeline(home=tmp_path / "orca", collection="docs", instance=instance)
 
 
 @pytest.fixture
