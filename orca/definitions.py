@@ -49,6 +49,7 @@ def build_definitions(settings: OrcaSettings | None = None) -> dg.Definitions:
             "embedder": embedder_resource(settings),
             "warehouse": WarehouseResource(
                 home=str(settings.home),
+                storage_url=settings.storage_url,
                 inbox_sweep_ticks=settings.inbox_sweep_ticks,
                 inbox_follow_symlinks=settings.inbox_follow_symlinks,
                 max_collections=settings.max_collections,

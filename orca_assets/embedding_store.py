@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +50,9 @@ def vectors_to_arrow(vectors: np.ndarray) -> pa.FixedSizeListArray:
 class EmbeddingStore:
     """Vectors of one collection for one embedding identity."""
 
-    def __init__(self, folder: Path, info: ModelInfo):
+    def __init__(self, folder: Path, info: ModelInfo, saved: Callable[[Path], None] = lambda path: None):
         self.folder = folder
+        self.saved = saved  # told of each part once it is in place (an object store uploads it: storage.py)
         self.identity = info.identity
         self.schema = store_schema(info.dimensions).with_metadata(
             {
@@ -147,6 +148,7 @@ class EmbeddingStore:
         with atomic_path(self.parts / name) as tmp:  # written aside, made durable, renamed into place
             with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, self.schema) as writer:
                 writer.write_batch(batch)
+        self.saved(self.parts / name)
 
     def compact(self, wanted: set[str]) -> pa.Table:
         """Keep the vectors of `wanted` keys only, in one file; drop the parts folded in and stale identities.

@@ -67,7 +67,7 @@ def embeddings(
     collection = context.partition_key
     info = embedder.model_info()
     folder = warehouse.collection_dir(collection)
-    store = EmbeddingStore(folder, info)
+    store = EmbeddingStore(folder, info, saved=lambda path: warehouse.saved(collection, path))
 
     def verified_key() -> list:
         files = (CHUNKS_FILE, STORE_FILE, FAILED_CHUNKS_FILE)

@@ -8,6 +8,10 @@ step of `embed_collection_job` reads its inputs and publishes its output under t
 machines, or with a SQLite instance the lock of its warehouse folder). Steps of two runs then follow one
 another instead of interleaving inside a step, and because each step is a pure function of what it reads,
 the last run to finish leaves an index that matches the inbox as it last read it.
+
+Under the lock, a step also pulls its collection from the storage before it reads and pushes what it wrote
+after it succeeds (`WarehouseResource.synced`; nothing moves when the storage is ORCA_HOME itself), so a
+step on any machine starts from what the last step stored.
 """
 
 from __future__ import annotations
@@ -33,14 +37,16 @@ def one_writer_per_collection(compute: Callable[..., Any]) -> Callable[..., Any]
         @functools.wraps(compute)
         def locked_events(context, *args: Any, **kwargs: Any) -> Iterator[Any]:
             with _collection_lock(context, kwargs["warehouse"]):
-                yield from compute(context, *args, **kwargs)
+                with kwargs["warehouse"].synced(context.partition_key):
+                    yield from compute(context, *args, **kwargs)
 
         return locked_events
 
     @functools.wraps(compute)
     def locked(context, *args: Any, **kwargs: Any) -> Any:
         with _collection_lock(context, kwargs["warehouse"]):
-            return compute(context, *args, **kwargs)
+            with kwargs["warehouse"].synced(context.partition_key):
+                return compute(context, *args, **kwargs)
 
     return locked
 

@@ -3,8 +3,9 @@
 A local index is one file replaced by rename, and a reader that opened it keeps reading that file. An object
 store has no rename, and pyarrow reads a Parquet object in several ranged GETs without `If-Match`: an object
 replaced in place during a read fails the read or, worse, mixes two versions. So on S3 each publish writes a
-new, immutable object under `<collection>/embedding_index/` and then switches a small pointer object,
-`<collection>/embedding_index.current` (JSON naming the version's key), with a conditional PUT:
+new, immutable version under `<collection>/embedding_index/<version>/` (the Parquet index, and the search
+copy's manifest when there is one) and then switches a small pointer object,
+`<collection>/embedding_index.current` (JSON naming the version's Parquet key), with a conditional PUT:
 
 - `If-None-Match: *` for a collection's first publish, `If-Match: <the pointer's ETag as read>` after that.
   Two publishers that started from the same pointer cannot both win: the loser's PUT fails with 412, it
@@ -24,9 +25,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from orca_core.s3_objects import error_code, is_missing, s3_client
+
+__all__ = ["IndexPointer", "Pointer", "StalePublish", "s3_client"]
+
+INDEX_OBJECT = "embedding_index.parquet"  # in each version's folder
 POINTER_SUFFIX = "embedding_index.current"
 VERSIONS_FOLDER = "embedding_index"
 DEFAULT_GRACE_SECONDS = 3600.0
@@ -40,23 +47,14 @@ class StalePublish(Exception):
 class Pointer:
     """What a collection's pointer object says, and its ETag (the condition of the next switch)."""
 
-    key: str  # the current version's object key
+    key: str  # the current version's Parquet key
     etag: str
     published_at: float
 
-
-def s3_client(**overrides: Any):
-    """A boto3 S3 client configured from the standard AWS settings (endpoint and credentials included)."""
-    import boto3
-
-    return boto3.client("s3", **overrides)
-
-
-def _is(error: Exception, *codes: str) -> bool:
-    response = getattr(error, "response", None) or {}
-    return response.get("Error", {}).get("Code") in codes or str(
-        response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    ) in codes
+    @property
+    def folder(self) -> str:
+        """The version's folder (`.../embedding_index/<version>/`): every object of the version is under it."""
+        return self.key.rsplit("/", 1)[0] + "/"
 
 
 class IndexPointer:
@@ -73,42 +71,60 @@ class IndexPointer:
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=self.pointer_key)
         except Exception as error:
-            if _is(error, "NoSuchKey", "404"):
+            if is_missing(error):
                 return None
             raise
         body = json.loads(answer["Body"].read())
         return Pointer(key=body["key"], etag=answer["ETag"], published_at=float(body["published_at"]))
 
     def publish(self, data: bytes, expected: Pointer | None) -> Pointer:
-        """Write `data` as a new version and make it current, provided the pointer is still `expected` (None:
-        no pointer yet). Raises `StalePublish` (after removing the new version) when another publish won."""
+        """Publish `data` as the new version's Parquet index (see `publish_version`)."""
+        return self.publish_version(
+            lambda folder: self.client.put_object(Bucket=self.bucket, Key=folder + INDEX_OBJECT, Body=data), expected
+        )
+
+    def publish_version(self, upload: Callable[[str], Any], expected: Pointer | None) -> Pointer:
+        """Let `upload(folder)` write a new version's objects under `folder` (its Parquet index as
+        `folder + INDEX_OBJECT`) and make it current, provided the pointer is still `expected` (None: no pointer
+        yet). Raises `StalePublish` (after removing the new version) when another publish won."""
         stamp = time.time()
-        key = f"{self.versions_prefix}{time.strftime('%Y%m%dT%H%M%S', time.gmtime(stamp))}-{uuid.uuid4().hex}.parquet"
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        folder = f"{self.versions_prefix}{time.strftime('%Y%m%dT%H%M%S', time.gmtime(stamp))}-{uuid.uuid4().hex}/"
+        upload(folder)
+        key = folder + INDEX_OBJECT
         body = json.dumps({"key": key, "published_at": stamp}).encode()
         condition = {"IfMatch": expected.etag} if expected is not None else {"IfNoneMatch": "*"}
         try:
             answer = self.client.put_object(Bucket=self.bucket, Key=self.pointer_key, Body=body, **condition)
         except Exception as error:
-            if not _is(error, "PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+            if error_code(error) not in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
                 raise
-            self.client.delete_object(Bucket=self.bucket, Key=key)
+            self._delete(self._listed(folder))
             raise StalePublish(f"the index of s3://{self.bucket}/{self.pointer_key} changed since it was read; "
                                "this run's version was not published") from error
         return Pointer(key=key, etag=answer["ETag"], published_at=stamp)
 
+    def _listed(self, prefix: str) -> list[dict]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return [item for page in pages for item in page.get("Contents", [])]
+
+    def _delete(self, items: list[dict]) -> None:
+        keys = [item["Key"] for item in items]
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": key} for key in keys[start:start + 1000]]
+            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
     def collect_old_versions(self, grace_seconds: float = DEFAULT_GRACE_SECONDS, now: float | None = None) -> list[str]:
-        """Delete versions that are not current and were last modified more than `grace_seconds` ago (so a
-        reader that resolved an older pointer can still finish); the keys deleted."""
+        """Delete the objects of versions that are not current and were last modified more than `grace_seconds`
+        ago (so a reader that resolved an older pointer can still finish); the keys deleted."""
         pointer = self.current()
         cutoff = (time.time() if now is None else now) - grace_seconds
-        doomed: list[str] = []
-        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.versions_prefix)
-        for page in pages:
-            for item in page.get("Contents", []):
-                if (pointer is None or item["Key"] != pointer.key) and item["LastModified"].timestamp() < cutoff:
-                    doomed.append(item["Key"])
-        for start in range(0, len(doomed), 1000):
-            batch = [{"Key": key} for key in doomed[start:start + 1000]]
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
-        return doomed
+        doomed = [
+            item for item in self._listed(self.versions_prefix)
+            if (pointer is None or not item["Key"].startswith(pointer.folder)) and item["LastModified"].timestamp() < cutoff
+        ]
+        self._delete(doomed)
+        return [item["Key"] for item in doomed]
+
+    def version_folders(self) -> list[str]:
+        """The folders of every version still stored (current or within its grace period)."""
+        return sorted({item["Key"].rsplit("/", 1)[0] + "/" for item in self._listed(self.versions_prefix)})

@@ -8,6 +8,8 @@
       warehouse/<collection>/.orca.lock      held by the step writing the collection
       intake/queue.db                        the intake queue (SQLite, unless ORCA_INTAKE_DB_URL names another)
       dagster/                               DAGSTER_HOME, unless set
+      sync/<collection>.json                 with an object store (ORCA_STORAGE_URL): what this copy last synced
+      readers/                               with an object store: the copy searches read (inbox-less)
 
 Everything else asks a `Layout` for a path instead of joining strings. `LocalLayout` is the local folder
 implementation; the interface is where another storage (an object store) plugs in.
@@ -28,6 +30,7 @@ COLLECTION_RULE = "1-63 characters from a-z, 0-9, '_' and '-', starting with a l
 
 INBOX_DIR, WAREHOUSE_DIR, INTAKE_DIR, DAGSTER_DIR = "inbox", "warehouse", "intake", "dagster"
 QUEUE_DB = "queue.db"
+SYNC_DIR, READERS_DIR = "sync", "readers"  # only with an object store (orca_core/storage.py)
 SAMPLE_COLLECTION = "samples"
 # Inside a collection's inbox: records of where posted documents came from (hidden: no scanner reads them).
 SOURCES_DIR = Path(".orca") / "sources"
@@ -153,6 +156,15 @@ class LocalLayout(Layout):
     def queue_url(self) -> str:
         """The SQLAlchemy URL of the intake queue when ORCA_INTAKE_DB_URL names none."""
         return f"sqlite:///{self.queue_db}"
+
+    def sync_record(self, collection: str) -> Path:
+        """What this local copy of `collection` last matched on an object store (orca_core/s3_storage.py)."""
+        return self.home / SYNC_DIR / f"{check_collection(collection)}.json"
+
+    @property
+    def readers(self) -> LocalLayout:
+        """The copy searches read with an object store: apart from the runs' copy, so neither disturbs the other."""
+        return LocalLayout(self.home / READERS_DIR, follow_symlinks=self.follow_symlinks)
 
     @property
     def default_dagster_home(self) -> Path:

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AfterValidator, AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
 from orca_core.formats import MAX_TEXT_BYTES
 from orca_core.layout import LocalLayout
+from orca_core.settings_errors import describe
+from orca_core.storage import Storage, check_storage_url, open_storage
 
 ENV_PREFIX = "ORCA_"
 # Fields whose variable is not ORCA_<FIELD>: the names Ollama's and Dagster's own tools read.
@@ -83,6 +85,10 @@ class OrcaSettings(BaseSettings):
     dagster_home: Path = Field(
         default_factory=lambda data: LocalLayout(data["home"]).default_dagster_home,
         validation_alias=AliasChoices("DAGSTER_HOME"), description="Dagster instance folder ($ORCA_HOME/dagster).",
+    )
+    storage_url: Annotated[str | None, AfterValidator(check_storage_url)] = Field(
+        None, description="Where `inbox/` and `warehouse/` live: unset for ORCA_HOME, or `s3://bucket/prefix` for an "
+        "object store (endpoint and credentials from the standard AWS_* variables).",
     )
     # -- embedding ------------------------------------------------------------------------------------
     ollama_host: str = Field(
@@ -178,7 +184,7 @@ class OrcaSettings(BaseSettings):
         try:
             return cls()
         except ValidationError as error:
-            raise SettingsError(_describe(error)) from None
+            raise SettingsError(describe(error, cls.model_fields, env_name, SECRET_FIELDS)) from None
         finally:
             _environ.reset(token)
 
@@ -196,7 +202,7 @@ class OrcaSettings(BaseSettings):
 
     @field_validator(
         "intake_jwt_secret", "intake_jwks_url", "intake_jwt_audience", "intake_jwt_issuer", "intake_forwarded_allow_ips",
-        "pgvector_url", mode="before",
+        "pgvector_url", "storage_url", mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
@@ -254,6 +260,11 @@ class OrcaSettings(BaseSettings):
         return LocalLayout(self.home, follow_symlinks=self.inbox_follow_symlinks)
 
     @property
+    def storage(self) -> Storage:
+        """The store behind the local copy (orca_core/storage.py): ORCA_HOME itself, or an object store."""
+        return open_storage(self.storage_url, self.home)
+
+    @property
     def ollama_hosts(self) -> list[str]:
         return split_hosts(self.ollama_host)
 
@@ -283,17 +294,3 @@ def _as_environ(settings: OrcaSettings) -> Iterator[tuple[str, str]]:
         if value is None:
             continue
         yield env_name(name), ",".join(value) if isinstance(value, tuple) else str(value)
-
-
-def _describe(error: ValidationError) -> str:
-    """'ORCA_INTAKE_MAX_DOCUMENTS='many': Input should be a valid integer' for each invalid variable."""
-    lines = []
-    for problem in error.errors(include_url=False):
-        if problem["type"] == "default_factory_not_called":
-            continue  # a default derived from a value that is itself invalid: that value's error says it
-        field = str(problem["loc"][0]) if problem["loc"] else ""
-        name = env_name(field) if field in OrcaSettings.model_fields else field
-        message = problem["msg"].removeprefix("Value error, ")
-        shown = "<hidden>" if field in SECRET_FIELDS else repr(problem["input"])
-        lines.append(f"{name}={shown}: {message}" if field else message)
-    return "; ".join(lines)

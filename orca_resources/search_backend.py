@@ -17,10 +17,13 @@ def search_collection(
 ) -> SearchResult:
     """The k best chunks of `collection` for `query`; IndexNotFound, ModelMismatch or the embedder's errors."""
     if not settings.pgvector_url:
-        copy = open_search_copy(settings.layout.search_dir(collection))
+        storage = settings.storage
+        layout = storage.reader_layout(settings.layout)
+        storage.refresh_index(layout, collection)  # an object store's current version, once per search
+        copy = open_search_copy(layout.search_dir(collection))
         if copy is not None:
             return search_copy(copy, embedder, query, k, collection=collection, where=where)
-        return search_index(settings.layout.index_path(collection), embedder, query, k, collection=collection,
+        return search_index(layout.index_path(collection), embedder, query, k, collection=collection,
                             where=where)  # fmt: skip
     import psycopg2  # only when a database is configured
 

@@ -20,6 +20,7 @@ from pydantic import PrivateAttr
 
 from orca_core.layout import INDEX_FILE, LocalLayout
 from orca_core.settings import OrcaSettings
+from orca_core.storage import Storage, open_storage
 
 
 def prefer_jemalloc() -> None:
@@ -170,6 +171,9 @@ class WarehouseResource(dg.ConfigurableResource):
     """Where collections live (`orca_core.layout`), with the Parquet reads and atomic writes of the assets."""
 
     home: str = ".orca"
+    # Where inbox/ and warehouse/ live (ORCA_STORAGE_URL): None for `home` itself, or s3://bucket/prefix, in
+    # which case `home` holds this machine's copy, pulled and pushed around each step (orca_core/storage.py).
+    storage_url: str | None = None
     inbox_sweep_ticks: int = OrcaSettings.model_fields["inbox_sweep_ticks"].default  # see OrcaSettings
     inbox_follow_symlinks: bool = False  # see OrcaSettings
     max_collections: int = OrcaSettings.model_fields["max_collections"].default  # see OrcaSettings
@@ -182,6 +186,24 @@ class WarehouseResource(dg.ConfigurableResource):
 
     # The layout, made once per resource (its fields never change): resolving `home` costs an lstat per component.
     _layout: LocalLayout | None = PrivateAttr(default=None)
+    _storage: Storage | None = PrivateAttr(default=None)
+
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            self._storage = open_storage(self.storage_url, self.layout.home)
+        return self._storage
+
+    @contextlib.contextmanager
+    def synced(self, collection: str) -> Iterator[None]:
+        """Around a step that writes `collection` (under its lock): pull the copy first, push it on success."""
+        self.storage.pull(self.layout, collection)
+        yield
+        self.storage.push(self.layout, collection)
+
+    def saved(self, collection: str, path: Path) -> None:
+        """A file written mid-step that a killed step must not lose (orca_core/storage.py `saved`)."""
+        self.storage.saved(self.layout, collection, path)
 
     @property
     def layout(self) -> LocalLayout:

@@ -66,8 +66,14 @@ def read_manifest(folder: Path) -> Manifest | None:
         return None
     except ValueError:
         return None  # a damaged manifest: the copy is rebuilt by the next run, the Parquet index answers meanwhile
-    if raw.get("format") != FORMAT:
+    return manifest_from_json(raw)
+
+
+def manifest_from_json(raw: dict) -> Manifest | None:
+    """The manifest a parsed manifest.json holds, or None when it is one this code does not know."""
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         return None
+    raw = dict(raw)
     segments = [SegmentEntry(**entry) for entry in raw.pop("segments")]
     return Manifest(segments=segments, **raw)
 
