@@ -12,13 +12,16 @@ from orca_core.settings import OrcaSettings
 
 def render_collections(infos: list[CollectionInfo], settings: OrcaSettings, console: Console) -> None:
     """Print the collections as a table, or say where to put documents when there are none."""
+    storage = settings.storage
     if not infos:
+        # With an object store, documents go to its inbox (the intake, or objects put there), not ORCA_HOME's copy.
+        where = f"{storage.url.rstrip('/')}/inbox" if storage.remote else settings.layout.inbox_root
         console.print(
-            f"No collections yet. Put documents into {settings.layout.inbox_root}/<collection>/ "
-            "and run `orca materialize <collection>`."
+            f"No collections yet. Put documents into {where}/<collection>/ and run `orca materialize <collection>`."
         )
         return
-    table = Table(title=Text(f"Collections in {settings.home}"), title_justify="left")
+    where = storage.url if storage.remote else settings.home
+    table = Table(title=Text(f"Collections in {where}"), title_justify="left")
     for column, justify in [("collection", "left"), ("inbox files", "right"), ("documents", "right"),
                             ("chunks", "right"), ("model", "left"), ("last materialized", "left")]:
         table.add_column(column, justify=justify)

@@ -132,7 +132,7 @@ def _run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Co
         from orca.catalog import render_collections
         from orca_core.catalog import list_collections
 
-        render_collections(list_collections(settings.layout), settings, out)
+        render_collections(list_collections(settings.layout, settings.storage), settings, out)
         return 0
     raise AssertionError(f"unhandled command {args.command!r}")
 
@@ -140,8 +140,9 @@ def _run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Co
 def _materialize(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Console) -> int:
     collections = list(dict.fromkeys(args.collections))  # a name given twice runs once
     if args.all:
+        storage = settings.storage
         folders = settings.layout.collection_folders()  # the inbox sensor's rule for what is a collection
-        collections = folders.valid
+        collections = storage.collection_names() if storage.remote else folders.valid
         for name in folders.invalid:
             err.print(f"[yellow]note:[/] skipping inbox folder {name!r}: not a valid collection name", highlight=False)
         if not collections:

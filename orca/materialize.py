@@ -139,7 +139,13 @@ def run_tags() -> dict[str, str]:
 
 def missing_inbox_message(settings: OrcaSettings, collections: list[str]) -> str | None:
     """What to tell the user when some of `collections` have no inbox folder; None when all have one."""
-    layout = settings.layout
+    layout, storage = settings.layout, settings.storage
+    if storage.remote:  # the run pulls the inbox from the store: ask the store what it holds
+        stored = set(storage.collection_names())
+        missing = [name for name in collections if name not in stored]
+        return None if not missing else (
+            f"[red]error:[/] {storage.url} has no documents for {', '.join(missing)}: put them under "
+            f"inbox/<collection>/ there, then run the command again; nothing was run.")
     missing = [name for name in collections if not layout.inbox(name).is_dir()]
     if not missing:
         return None

@@ -177,11 +177,13 @@ def purge_collection(
     inbox_aside = _move_aside(inbox, context.run_id) if delete_inbox else None
     files, size = _size(data) if data.is_dir() else (0, 0)
     data_aside = None
-    if data.is_dir():
-        # A step of a run outside the queue (`orca materialize`) may be writing right now: let it finish first.
-        with collection_lock(data, collection, postgres_url=instance_postgres_url(context.instance),
-                             on_wait=context.log.info):
-            data_aside = _move_aside(data, context.run_id)
+    # A step of a run outside the queue (`orca materialize`) may be writing right now: let it finish first.
+    data.mkdir(parents=True, exist_ok=True)  # the lock's folder, also where the store has the collection only
+    with collection_lock(data, collection, postgres_url=instance_postgres_url(context.instance),
+                         on_wait=context.log.info):
+        data_aside = _move_aside(data, context.run_id)
+        stored_files, stored_size = warehouse.storage.purge(warehouse.layout, collection, inbox=delete_inbox)
+        files, size = files + stored_files, size + stored_size
     instance = context.instance
     partition = instance.has_dynamic_partition(collections_partitions.name, collection)
     if partition:
@@ -191,7 +193,7 @@ def purge_collection(
             shutil.rmtree(aside)
     summary = {
         "collection": collection, "warehouse_files_removed": files, "warehouse_bytes_removed": size,
-        "inbox_deleted": inbox_aside is not None, "inbox_files": inbox_files, "partition_deleted": partition,
+        "inbox_deleted": inbox_aside is not None or (delete_inbox and warehouse.storage.remote), "inbox_files": inbox_files, "partition_deleted": partition,
         "requests_canceled": canceled,
     }
     kept = "" if delete_inbox else f"; inbox kept ({inbox_files} file(s)), so the collection will be rebuilt from it"

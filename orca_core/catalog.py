@@ -1,8 +1,11 @@
-"""What each collection holds, read from disk: its inbox documents and its served index's summary.
+"""What each collection holds: its inbox documents and its served index's summary.
 
 One answer for `orca collections` and the intake's `GET /v1/collections`. Only the index's small columns
 (`doc_id`, `model`) are read, never its vectors, and the summary is cached per file version: the index is
 replaced by a rename, so a new version has a new inode and mtime.
+
+With an object store (ORCA_STORAGE_URL=s3://...) the collections and their documents are what the store
+holds (a run's local copy may be stale or absent), and the index is the readers' copy, refreshed first.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import pyarrow.parquet as pq
 
 from orca_core.layout import Layout
 from orca_core.names import is_ignored_name
+from orca_core.s3_objects import Objects, local_name
 from orca_core.search import index_models
+from orca_core.storage import Storage
 
 MAX_CACHED_SUMMARIES = 4096
 
@@ -103,11 +108,46 @@ def count_documents(inbox_dir: Path) -> int:
     return sum(1 for _ in iter_documents(inbox_dir))
 
 
-def describe_collection(layout: Layout, name: str) -> CollectionInfo:
+def is_stored_document(name: str) -> bool:
+    """True when `name`, a key below a collection's inbox folder on the store, is a document as a run's pull
+    and the scanners will see it (source records under `.orca/` and temporary names are not)."""
+    return local_name(name) is not None and not is_ignored_name(name)
+
+
+def has_objects(objects: Objects, folder: str) -> bool:
+    """True when at least one object is stored under `folder/` (one listing of one key)."""
+    answer = objects.client.list_objects_v2(Bucket=objects.bucket, Prefix=f"{folder}/", MaxKeys=1)
+    return bool(answer.get("Contents"))
+
+
+def _remote(storage: Storage | None) -> bool:
+    return storage is not None and storage.remote
+
+
+def collection_names(layout: Layout, storage: Storage | None = None) -> list[str]:
+    """Every collection, sorted: those with objects on an object store, else those with a local folder."""
+    return storage.collection_names() if _remote(storage) else layout.collections()
+
+
+def has_collection(layout: Layout, name: str, storage: Storage | None = None, *, inbox_only: bool = False) -> bool:
+    """True when `name` has documents (or, unless `inbox_only`, a warehouse): objects on an object store,
+    else a local folder."""
+    if not _remote(storage):
+        return layout.inbox(name).is_dir() if inbox_only else layout.has_collection(name)
+    folders = [storage.inbox_folder(name)] + ([] if inbox_only else [storage.warehouse_folder(name)])
+    return any(has_objects(storage.objects, folder) for folder in folders)
+
+
+def describe_collection(layout: Layout, name: str, storage: Storage | None = None) -> CollectionInfo:
     """One collection's inbox documents and index summary."""
-    return CollectionInfo(name, count_documents(layout.inbox(name)), index_summary(layout.index_path(name)))
+    if not _remote(storage):
+        return CollectionInfo(name, count_documents(layout.inbox(name)), index_summary(layout.index_path(name)))
+    documents = sum(1 for item in storage.objects.list(storage.inbox_folder(name)) if is_stored_document(item.name))
+    readers = storage.reader_layout(layout)
+    storage.refresh_index(readers, name)  # the store's current version, as a search would read it
+    return CollectionInfo(name, documents, index_summary(readers.index_path(name)))
 
 
-def list_collections(layout: Layout) -> list[CollectionInfo]:
-    """Every collection with an inbox or a warehouse folder, sorted by name."""
-    return [describe_collection(layout, name) for name in layout.collections()]
+def list_collections(layout: Layout, storage: Storage | None = None) -> list[CollectionInfo]:
+    """Every collection (see `collection_names`), sorted by name."""
+    return [describe_collection(layout, name, storage) for name in collection_names(layout, storage)]

@@ -127,4 +127,8 @@ class Objects:
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), 1000):
             batch = [{"Key": key} for key in keys[start:start + 1000]]
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            answer = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+            if answer.get("Errors"):  # a multi-delete answers 200 even when some keys were refused
+                first = answer["Errors"][0]
+                raise OSError(f"s3://{self.bucket}/{first.get('Key')}: could not delete ({first.get('Code')}: "
+                              f"{first.get('Message')}), and {len(answer['Errors']) - 1} more")

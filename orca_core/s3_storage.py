@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from pathlib import Path
 
 from orca_core.ann.manifest import MANIFEST_FILE, collect_garbage, manifest_from_json, read_manifest
@@ -38,7 +39,7 @@ from orca_core.layout import (
     is_valid_collection,
 )
 from orca_core.s3_objects import Objects, StoredObject, local_name, s3_client, split_url
-from orca_core.storage import Storage
+from orca_core.storage_base import Storage
 
 # Warehouse names that are not mirrored file by file: the served index travels as versions, and the lock,
 # the staged index and temporary files are this machine's own.
@@ -93,7 +94,7 @@ class S3Storage(Storage):
     def _save_record(self, layout: LocalLayout, collection: str, record: dict) -> None:
         path = layout.sync_record(collection)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")  # unique per thread, too
         tmp.write_text(json.dumps(record, sort_keys=True))
         os.replace(tmp, path)
 
@@ -159,15 +160,20 @@ class S3Storage(Storage):
             self._fetch_search_copy(layout.search_dir(collection), self.warehouse_folder(collection), manifest)
         else:
             shutil.rmtree(layout.search_dir(collection), ignore_errors=True)
-        return [pointer.key, *self.objects.download(pointer.key, index)]
+        # The file's mtime is the publish time: what a collection's "index updated at" tells.
+        return [pointer.key, *self.objects.download(pointer.key, index, pointer.published_at)]
 
     def _fetch_search_copy(self, folder: Path, warehouse_folder: str, manifest_bytes: bytes) -> None:
         """Download the segment files the manifest names that the copy lacks, then switch its manifest."""
         folder.mkdir(parents=True, exist_ok=True)
         old = read_manifest(folder)
-        tmp = folder / f".{MANIFEST_FILE}.{os.getpid()}.tmp"
+        tmp = folder / f".{MANIFEST_FILE}.{uuid.uuid4().hex[:12]}.tmp"
         tmp.write_bytes(manifest_bytes)
         new = read_manifest_file(tmp)
+        if new is None:  # a search copy of a format this code does not read: searches use the Parquet index
+            tmp.unlink(missing_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
+            return
         for name in sorted(new.files()):
             if not (folder / name).exists():
                 self.objects.download(f"{warehouse_folder}/{SEARCH_DIR}/{name}", folder / name)
@@ -232,6 +238,15 @@ class S3Storage(Storage):
         record["pointer"] = [published.key, published.etag, published.published_at]
         record["index"] = [published.key, *identity]
         self.collect(collection)
+
+    def purge(self, layout: LocalLayout, collection: str, *, inbox: bool) -> tuple[int, int]:
+        pointer = self.pointer(collection)
+        pointer.client.delete_object(Bucket=self.objects.bucket, Key=pointer.pointer_key)  # readers see none at once
+        folders = [self.warehouse_folder(collection)] + ([self.inbox_folder(collection)] if inbox else [])
+        items = [(f"{folder}/{item.name}", item.size) for folder in folders for item in self.objects.list(folder)]
+        self.objects.delete([key for key, _ in items])
+        layout.sync_record(collection).unlink(missing_ok=True)
+        return len(items), sum(size for _, size in items)
 
     def collect(self, collection: str, now: float | None = None) -> list[str]:
         """Delete versions past their grace period, and segment files no stored version names any more."""

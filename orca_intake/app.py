@@ -33,7 +33,8 @@ from orca_resources.intake_queue import IntakeQueue
 DESCRIPTION = """\
 Send documents to Orca and follow what becomes of them.
 
-Documents posted here are written into `$ORCA_HOME/inbox/<collection>/` and a request is queued; Dagster
+Documents posted here are written into `$ORCA_HOME/inbox/<collection>/` (or `inbox/<collection>/` on the
+object store `ORCA_STORAGE_URL` names) and a request is queued; Dagster
 sensors turn requests into runs that update the collection's embedding index. Every error is JSON:
 `{"error": {"code": "...", "message": "..."}}`. When `ORCA_INTAKE_TOKENS` (or a JWT setting) is set, every
 `/v1` endpoint needs `Authorization: Bearer <token>`, and so do `/health/detailed` and `/metrics` unless
@@ -96,6 +97,7 @@ def create_app(settings: OrcaSettings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(settings.intake_rate_limit)
     app.state.dagster_instance = None
     app.state.dagster_lock = threading.Lock()
+    app.state.storage_probe = None  # the health probe's S3 client, with an object store (routers/health.py)
     app.state.metrics = IntakeMetrics(
         lambda: getattr(app.state, "queue", None),
         instance=lambda: shared_instance(app.state, settings.dagster_home),

@@ -12,7 +12,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 
+from orca_core.catalog import has_collection
 from orca_core.embedder import Embedder
 from orca_core.layout import check_collection
 from orca_core.settings import OrcaSettings
@@ -20,6 +22,7 @@ from orca_intake.auth import Principal, authenticate
 from orca_intake.errors import InvalidInput, NotFound
 from orca_intake.group_commit import DocumentWriter
 from orca_intake.metrics import IntakeMetrics
+from orca_intake.s3_documents import RemoteInbox, remote_inbox
 from orca_resources.inbox import collection_inbox
 from orca_resources.intake_queue import IntakeQueue
 
@@ -72,10 +75,18 @@ AuthDep = Annotated[Principal, Depends(authenticate)]
 CollectionDep = Annotated[str, Depends(valid_collection)]
 
 
-async def existing_inbox(collection: CollectionDep, settings: SettingsDep) -> Path:
-    """The inbox folder of a collection that exists, or 404 (409 for a folder that is a link Orca may not follow)."""
-    inbox = collection_inbox(settings.layout, collection)
-    if not inbox.is_dir():
+async def existing_inbox(collection: CollectionDep, settings: SettingsDep) -> Path | RemoteInbox:
+    """The inbox of a collection that exists, or 404 (409 for a folder that is a link Orca may not follow).
+
+    With an object store, the collection's inbox there: it exists when it holds objects."""
+    storage = settings.storage
+    if storage.remote:
+        inbox = remote_inbox(storage, collection)
+        exists = await run_in_threadpool(has_collection, settings.layout, collection, storage, inbox_only=True)
+    else:
+        inbox = collection_inbox(settings.layout, collection)
+        exists = inbox.is_dir()
+    if not exists:
         raise NotFound(
             f"collection '{collection}' does not exist: post documents to it to create it",
             code="collection_not_found",
@@ -83,4 +94,4 @@ async def existing_inbox(collection: CollectionDep, settings: SettingsDep) -> Pa
     return inbox
 
 
-ExistingInboxDep = Annotated[Path, Depends(existing_inbox)]
+ExistingInboxDep = Annotated[Path | RemoteInbox, Depends(existing_inbox)]

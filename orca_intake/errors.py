@@ -196,8 +196,17 @@ async def _queue_error(_: Request, exc: SQLAlchemyError) -> JSONResponse:
     return error_response(503, "queue_unavailable", "the intake queue store is unavailable; try again shortly")
 
 
+async def _store_error(_: Request, exc: Exception) -> JSONResponse:
+    from orca_core.s3_objects import error_code
+
+    log.error("object store failed: %s", exc)
+    reason = error_code(exc) or type(exc).__name__
+    return error_response(503, "storage_unavailable", f"the object store is unavailable ({reason}); try again shortly")
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Register every handler on `app` (whose `state.metrics` counts the internal errors)."""
+    """Register every handler on `app` (whose `state.metrics` counts the internal errors, and whose
+    `state.settings` say whether an object store is used)."""
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
@@ -213,4 +222,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InboxConflict, _inbox_conflict)
     app.add_exception_handler(EmbedderError, _embedder_error)
     app.add_exception_handler(SQLAlchemyError, _queue_error)
+    if app.state.settings.storage.remote:  # botocore is imported only where an object store is used
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        app.add_exception_handler(BotoCoreError, _store_error)
+        app.add_exception_handler(ClientError, _store_error)
     app.add_exception_handler(Exception, unexpected)

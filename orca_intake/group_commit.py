@@ -25,6 +25,10 @@ file work; the queue thread commits all the groups that reached it meanwhile in 
 A failure after step 3 (a folder fsync or the queue commit) answers 503 to the requests concerned while
 their documents may already be in the inbox: the inbox sensor indexes them anyway, the client retries,
 and a retry replaces them (same id) — as when a single request failed there before group commit.
+
+With an object store (ORCA_STORAGE_URL=s3://...) steps 1-3 are a group's PUTs instead, made by a few
+threads at once (orca_intake/s3_documents.py): an answered PUT is durable and visible, so there is nothing
+to stage, flush or rename. Steps 4-5 are the same.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import asyncio
 import logging
 import queue as queues
 import threading
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from orca_intake.errors import InvalidInput, ServiceUnavailable
 from orca_intake.flush import Flusher
+from orca_intake.s3_documents import RemoteInbox, store_requests
 from orca_resources import inbox_staging as staging
 from orca_resources.inbox import InboxConflict
 from orca_resources.intake_queue import IntakeQueue
@@ -55,11 +60,15 @@ class StoreJob:
     """One request's documents and the queue row to commit once they are durable."""
 
     queue: IntakeQueue
-    inbox_dir: Path
+    inbox: Path | RemoteInbox  # a local inbox folder, or a collection's inbox on an object store
     documents: list[staging.NewDocument]
     row: tuple[str, str, dict[str, Any], str]  # kind, collection, payload, request_id
     future: Future = field(default_factory=Future)
     staged: staging.StagedDocuments | None = None
+
+
+# Concurrent PUTs of a group: at most botocore's default connection pool (10), so no connection is discarded.
+S3_THREADS = 8
 
 
 def _storage_error(error: OSError, what: str) -> ServiceUnavailable:
@@ -76,6 +85,7 @@ class DocumentWriter:
 
     def __init__(self, flusher: Flusher | None = None):
         self.flusher = flusher or Flusher()
+        self._s3_pool: ThreadPoolExecutor | None = None  # made for the first group bound for an object store
         self._pending: queues.SimpleQueue[StoreJob | None] = queues.SimpleQueue()
         self._published: queues.SimpleQueue[list[StoreJob] | None] = queues.SimpleQueue()
         self._threads = [
@@ -98,6 +108,8 @@ class DocumentWriter:
         for thread in self._threads:
             thread.join(timeout)
         self.flusher.close()
+        if self._s3_pool is not None:
+            self._s3_pool.shutdown()
 
     def _loop(self, pending: queues.SimpleQueue, handle) -> None:
         """Take everything `pending` holds as one group and `handle` it, until the None that says stop."""
@@ -129,6 +141,24 @@ class DocumentWriter:
     def _files(self, group: list[StoreJob]) -> None:
         # A cancelled job (its client left) is dropped; the others cannot be cancelled from now on.
         group = [job for job in group if job.future.set_running_or_notify_cancel()]
+        remote = [job for job in group if isinstance(job.inbox, RemoteInbox)]
+        published = self._put_remote(remote) if remote else []
+        published += self._write_local([job for job in group if not isinstance(job.inbox, RemoteInbox)])
+        if published:
+            self._published.put(published)
+
+    def _put_remote(self, jobs: list[StoreJob]) -> list[StoreJob]:
+        if self._s3_pool is None:
+            self._s3_pool = ThreadPoolExecutor(S3_THREADS, thread_name_prefix="orca-intake-s3")
+        outcomes = store_requests(self._s3_pool, [(job.inbox, job.documents) for job in jobs])
+        for job, error in zip(jobs, outcomes):
+            if error is not None:
+                job.future.set_exception(error)
+        return [job for job, error in zip(jobs, outcomes) if error is None]
+
+    def _write_local(self, group: list[StoreJob]) -> list[StoreJob]:
+        if not group:
+            return []
         staged = [job for job in group if self._stage(job)]
         try:
             self.flusher.flush([tmp for job in staged for tmp in job.staged.tmp_files])
@@ -136,7 +166,7 @@ class DocumentWriter:
             for job in staged:
                 staging.discard(job.staged)
                 job.future.set_exception(_storage_error(error, "make the documents durable"))
-            return
+            return []
         published = [job for job in staged if self._publish(job)]
         try:
             for folder in set().union(*(job.staged.folders for job in published)):
@@ -144,9 +174,8 @@ class DocumentWriter:
         except OSError as error:
             for job in published:
                 job.future.set_exception(_storage_error(error, "make the documents durable"))
-            return
-        if published:
-            self._published.put(published)
+            return []
+        return published
 
     def _rows(self, groups: list[list[StoreJob]]) -> None:
         by_queue: dict[int, list[StoreJob]] = {}
@@ -168,7 +197,7 @@ class DocumentWriter:
 
     def _stage(self, job: StoreJob) -> bool:
         try:
-            job.staged = staging.stage_documents(job.inbox_dir, job.documents, watch=self.flusher.watch)
+            job.staged = staging.stage_documents(job.inbox, job.documents, watch=self.flusher.watch)
             return True
         except ValueError as error:  # a symbolic link in the inbox leading elsewhere
             job.future.set_exception(InvalidInput(str(error), code="invalid_doc_id"))

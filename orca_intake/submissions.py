@@ -15,11 +15,14 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any
 
-from orca_core import formats, names
+from fastapi.concurrency import run_in_threadpool
+
+from orca_core import catalog, formats, names
 from orca_core.formats.text import extract_text
 from orca_core.settings import OrcaSettings
 from orca_intake.errors import Forbidden, InvalidInput, PayloadTooLarge
 from orca_intake.group_commit import DocumentWriter, StoreJob
+from orca_intake.s3_documents import remote_inbox, store_errors, unavailable
 from orca_resources import inbox
 from orca_resources.inbox_staging import NewDocument
 from orca_resources.intake_queue import IntakeQueue
@@ -163,9 +166,19 @@ def check_room_for(settings: OrcaSettings, collection: str) -> None:
     """403 when posting to `collection` would create one more collection than ORCA_MAX_COLLECTIONS allows.
 
     Each collection is a partition and its own runs: a caller must not be able to create them without end.
-    Posts racing to create the last ones may overshoot by the few that run at the same moment."""
-    layout = settings.layout
-    if not layout.has_collection(collection) and len(layout.collections()) >= settings.max_collections:
+    Posts racing to create the last ones may overshoot by the few that run at the same moment. With an
+    object store this lists the store (network calls): run it in a worker thread."""
+    storage = settings.storage
+    if storage.remote:
+        # Most posts go to a collection that has documents: one 1-key listing, and no listing of all of them.
+        if catalog.has_collection(settings.layout, collection, storage, inbox_only=True):
+            return
+        names = storage.collection_names()
+        full = collection not in names and len(names) >= settings.max_collections
+    else:
+        layout = settings.layout
+        full = not layout.has_collection(collection) and len(layout.collections()) >= settings.max_collections
+    if full:
         raise Forbidden(
             f"this Orca holds {settings.max_collections} collections, its limit (ORCA_MAX_COLLECTIONS): "
             f"'{collection}' cannot be created; post to an existing collection or purge one",
@@ -204,7 +217,14 @@ async def store(
     ]
     payload = {"doc_ids": [s.doc_id for s in submissions], "metadata": sum(1 for s in submissions if s.metadata)}
     row = ("documents", collection, payload, request_id)
-    inbox_dir = inbox.collection_inbox(settings.layout, collection)
-    check_room_for(settings, collection)
-    await writer.store(StoreJob(queue, inbox_dir, documents, row))
+    if settings.storage.remote:
+        target = remote_inbox(settings.storage, collection)
+        try:
+            await run_in_threadpool(check_room_for, settings, collection)
+        except store_errors() as error:
+            raise unavailable(error, "count the collections") from None
+    else:
+        target = inbox.collection_inbox(settings.layout, collection)
+        check_room_for(settings, collection)
+    await writer.store(StoreJob(queue, target, documents, row))
     return request_id

@@ -50,6 +50,11 @@ class StagedDocuments:
         return [tmp for tmp, _ in self.moves]
 
 
+def source_bytes(document: NewDocument) -> bytes:
+    """The bytes of a document's source record, as every storage writes it."""
+    return json.dumps(document.source, ensure_ascii=False, sort_keys=True).encode()
+
+
 def _write_tmp(staged: StagedDocuments, target: Path, data: bytes, watch: Callable[[Path], None] | None) -> None:
     folder = target.parent
     if folder not in staged.folders:
@@ -118,8 +123,7 @@ def stage_documents(
     staged = StagedDocuments(inbox_dir)
     try:
         for document, (record, target) in zip(documents, targets):
-            source = json.dumps(document.source, ensure_ascii=False, sort_keys=True).encode()
-            _write_tmp(staged, record, source, watch)
+            _write_tmp(staged, record, source_bytes(document), watch)
             _write_tmp(staged, target, document.data, watch)
             staged.doc_ids.append(document.doc_id)
     except BaseException:

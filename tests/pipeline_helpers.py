@@ -21,10 +21,11 @@ class Pipeline:
     home: Path
     collection: str
     instance: dg.DagsterInstance
+    storage_url: str | None = None  # an object store (s3://...): `home` is then this machine's copy
 
     @property
     def warehouse(self) -> WarehouseResource:
-        return WarehouseResource(home=str(self.home))
+        return WarehouseResource(home=str(self.home), storage_url=self.storage_url)
 
     @property
     def inbox(self) -> Path:

@@ -41,13 +41,13 @@ class CollectionInfo(BaseModel):
 
 
 class CollectionList(BaseModel):
-    """Every collection under ORCA_HOME, sorted by name."""
+    """Every collection under ORCA_HOME (or on the object store ORCA_STORAGE_URL names), sorted by name."""
 
     collections: list[CollectionInfo]
 
 
 def _describe(settings: OrcaSettings, name: str, last: IntakeRequest | None) -> CollectionInfo:
-    found = catalog.describe_collection(settings.layout, name)
+    found = catalog.describe_collection(settings.layout, name, settings.storage)
     summary = found.index
     return CollectionInfo(
         name=name,
@@ -72,8 +72,9 @@ def _describe(settings: OrcaSettings, name: str, last: IntakeRequest | None) -> 
 
 @router.get("/collections", summary="List collections", responses={401: ERROR_RESPONSES[401]})
 def list_collections(settings: SettingsDep, queue: QueueDep) -> CollectionList:
-    """Collections with an inbox or warehouse folder, with what their inbox and index hold."""
-    names = settings.layout.collections()
+    """Collections with an inbox or warehouse folder (objects on an object store), with what their inbox and
+    index hold."""
+    names = catalog.collection_names(settings.layout, settings.storage)
     last = queue.last_finished(names) if names else {}
     return CollectionList(collections=[_describe(settings, name, last.get(name)) for name in names])
 
@@ -85,6 +86,6 @@ def list_collections(settings: SettingsDep, queue: QueueDep) -> CollectionList:
 )
 def get_collection(collection: CollectionDep, settings: SettingsDep, queue: QueueDep) -> CollectionInfo:
     """One collection's documents, chunks, model and last finished request; 404 when it does not exist."""
-    if not settings.layout.has_collection(collection):
+    if not catalog.has_collection(settings.layout, collection, settings.storage):
         raise NotFound(f"collection '{collection}' does not exist", code="collection_not_found")
     return _describe(settings, collection, queue.last_finished([collection]).get(collection))

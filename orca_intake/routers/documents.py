@@ -1,4 +1,7 @@
-"""`POST` and `DELETE` documents of a collection: write into (or remove from) the inbox, then queue."""
+"""`POST` and `DELETE` documents of a collection: write into (or remove from) the inbox, then queue.
+
+The inbox is `inbox/<collection>/` under ORCA_HOME, or on the object store ORCA_STORAGE_URL names
+(orca_intake/s3_documents.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +17,11 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from orca_core.settings import OrcaSettings
-from orca_intake import submissions
+from orca_intake import s3_documents, submissions
 from orca_intake.dependencies import CollectionDep, ExistingInboxDep, MetricsDep, QueueDep, SettingsDep, WriterDep
 from orca_intake.errors import ERROR_RESPONSES, ErrorBody, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from orca_intake.json_body import is_json, media_type, parse_json
+from orca_intake.s3_documents import RemoteInbox
 from orca_resources import inbox
 
 router = APIRouter(prefix="/v1", tags=["documents"])
@@ -154,7 +158,8 @@ async def post_documents(
     writer: WriterDep,
     metrics: MetricsDep,
 ) -> DocumentsAccepted:
-    """Write each document atomically into `inbox/<collection>/` and queue one request for them.
+    """Write each document atomically into `inbox/<collection>/` (local or on the object store) and queue one
+    request for them.
 
     Send JSON (`{"documents": [{"id", "text", "metadata"}]}`) or a multipart form with one or more `files`
     (UTF-8 text of a supported type; the file name is the document id). A document with an existing id
@@ -201,7 +206,11 @@ def delete_document(
     `doc_id` is the id a 202 answer listed (for a JSON document posted without a suffix, with its `.txt`).
     """
     submissions.check_doc_id(doc_id, f"document id {doc_id!r}")
-    if not inbox.delete_document(inbox_dir, doc_id):
+    if isinstance(inbox_dir, RemoteInbox):
+        deleted = s3_documents.delete_document(inbox_dir, doc_id)
+    else:
+        deleted = inbox.delete_document(inbox_dir, doc_id)
+    if not deleted:
         raise NotFound(f"collection '{collection}' has no document {doc_id!r}", code="document_not_found")
     queued = queue.enqueue("delete", collection, {"doc_id": doc_id})
     metrics.documents_deleted.inc()

@@ -5,7 +5,8 @@ paths, digests or error texts) unless the caller presents a token. `/health/deta
 more (paths, the model's digest, collection names): with tokens configured they need one, or, with
 ORCA_INTAKE_OPERATIONS_ACCESS=terse (for scrapers that cannot send one), answer anyone without those details.
 
-`/health/ready` checks what a request needs: the queue store accepts writes, the inbox is writable, the
+`/health/ready` checks what a request needs: the queue store accepts writes, the inbox is writable (with an
+object store, ORCA_STORAGE_URL, the `storage` check: the store answers a listing of its prefix instead), the
 embedder answers with its model present, and the Dagster instance's storage answers. Each check runs in a
 worker thread under a timeout, so a hung dependency makes the probe fail instead of hang.
 """
@@ -73,6 +74,22 @@ def check_inbox(settings: OrcaSettings) -> str:
     return f"writable ({settings.layout.inbox_root})"
 
 
+def check_storage(request: Request, settings: OrcaSettings) -> str:
+    storage = settings.storage
+    objects = storage.objects
+    state = request.app.state
+    if state.storage_probe is None:
+        # Apart from the storage's own client, which retries: a probe must see the store as it is now, at once.
+        import boto3
+        from botocore.config import Config
+
+        config = Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=CHECK_TIMEOUT_SECONDS)
+        state.storage_probe = boto3.session.Session().client("s3", config=config)
+    prefix = f"{objects.prefix}/" if objects.prefix else ""
+    state.storage_probe.list_objects_v2(Bucket=objects.bucket, Prefix=prefix, MaxKeys=1)
+    return f"answers ({storage.url})"
+
+
 def check_embedder(embedder: Embedder) -> str:
     if isinstance(embedder, OllamaClient):
         # The app's client caches model_info() forever; a fresh client without retries sees the server now.
@@ -120,12 +137,13 @@ async def _timed(check: Callable[[], str], timeout: float) -> CheckResult:
 async def run_checks(
     request: Request, settings: OrcaSettings, queue: IntakeQueue, embedder: Embedder
 ) -> HealthReport:
-    checks: dict[str, tuple[Callable[[], str], float]] = {
-        "queue": (lambda: check_queue(queue), CHECK_TIMEOUT_SECONDS),
-        "inbox": (lambda: check_inbox(settings), CHECK_TIMEOUT_SECONDS),
-        "embedder": (lambda: check_embedder(embedder), CHECK_TIMEOUT_SECONDS * 2),
-        "dagster": (lambda: check_dagster(request, settings), DAGSTER_TIMEOUT_SECONDS),
-    }
+    checks: dict[str, tuple[Callable[[], str], float]] = {"queue": (lambda: check_queue(queue), CHECK_TIMEOUT_SECONDS)}
+    if settings.storage.remote:  # the documents go to the object store; ORCA_HOME's inbox is not used
+        checks["storage"] = (lambda: check_storage(request, settings), CHECK_TIMEOUT_SECONDS)
+    else:
+        checks["inbox"] = (lambda: check_inbox(settings), CHECK_TIMEOUT_SECONDS)
+    checks["embedder"] = (lambda: check_embedder(embedder), CHECK_TIMEOUT_SECONDS * 2)
+    checks["dagster"] = (lambda: check_dagster(request, settings), DAGSTER_TIMEOUT_SECONDS)
     results: dict[str, CheckResult] = {}
 
     async def run(name: str, check: Callable[[], str], timeout: float) -> None:
@@ -171,7 +189,8 @@ async def live() -> Liveness:
     responses={503: {"model": ErrorBody, "description": "A dependency is failing; `details` has every check."}},
 )
 async def ready(request: Request, settings: SettingsDep, queue: QueueDep, embedder: EmbedderDep) -> HealthReport:
-    """200 when queue, inbox, embedder and Dagster storage all answer; 503 naming the failing ones otherwise."""
+    """200 when queue, inbox (or object store), embedder and Dagster storage all answer; 503 naming the failing
+    ones otherwise."""
     report = await run_checks(request, settings, queue, embedder)
     if not await _sees_details(request, settings, required=False):
         report = _terse(report)

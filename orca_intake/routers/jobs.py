@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orca_core import catalog
 from orca_core.layout import check_collection
 from orca_intake.dependencies import MetricsDep, QueueDep, SettingsDep
 from orca_intake.errors import ERROR_RESPONSES, JSON_BODY_ERROR_RESPONSES, ErrorBody, NotFound
@@ -118,8 +119,10 @@ def post_job(job: JobRequest, settings: SettingsDep, queue: QueueDep, metrics: M
     """Queue a job (for an existing collection); a sensor turns it into a Dagster run within seconds."""
     if job.collection is not None:
         # A collection whose inbox is gone may still hold an index worth purging.
-        layout = settings.layout
-        exists = layout.inbox(job.collection).is_dir() or (job.kind == "purge" and layout.has_collection(job.collection))
+        layout, storage = settings.layout, settings.storage
+        exists = catalog.has_collection(layout, job.collection, storage, inbox_only=True) or (
+            job.kind == "purge" and catalog.has_collection(layout, job.collection, storage)
+        )
         if not exists:
             raise NotFound(f"collection '{job.collection}' does not exist", code="collection_not_found")
     # The queue's collection column is required; a prepare_model request belongs to no collection.
