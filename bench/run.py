@@ -31,6 +31,7 @@ BENCHMARKS = [
     ("incremental", "bench.incremental"),
     ("memory", "bench.memory"),
     ("sensor", "bench.sensor"),
+    ("s3_inbox", "bench.s3_inbox"),
     ("intake", "bench.intake"),
     ("corpus", "bench.corpus"),
     ("trigger", "bench.trigger"),

@@ -95,7 +95,11 @@ def register_collection(instance: dg.DagsterInstance, collection: str) -> bool:
 
 
 def seed_samples(settings: OrcaSettings) -> Path | None:
-    """Copy the shipped sample documents to `inbox/samples/` unless that folder exists; return it if copied."""
+    """Copy the shipped sample documents to `inbox/samples/` unless that folder exists; return it if copied.
+
+    Not with an object store (ORCA_STORAGE_URL): its inbox is the team's, and the local folder only a copy."""
+    if settings.storage.remote:
+        return None
     target = settings.layout.inbox(SAMPLE_COLLECTION)
     if target.exists():
         return None

@@ -201,7 +201,7 @@ def up(settings: OrcaSettings, console: Console, *, intake: bool = True, module:
             )
         posted = f" or POST them to {intake_url(settings)}/v1/collections/<collection>/documents" if intake else ""
         console.print(
-            f"Drop files into {settings.layout.inbox_root}/<collection>/{posted}: the sensors start a run within seconds. "
+            f"Drop files into {inbox_url(settings)}/<collection>/{posted}: the sensors start a run within seconds. "
             "Press Ctrl-C to stop.",
             markup=False,
         )
@@ -226,3 +226,9 @@ def up(settings: OrcaSettings, console: Console, *, intake: bool = True, module:
     if unclean:
         console.print(f"error: not a clean stop: {', '.join(unclean)} (see above)", markup=False)
     return 1 if dead is not None or unclean else 0
+
+
+def inbox_url(settings: OrcaSettings) -> str:
+    """Where documents are dropped: the local inbox folder, or its prefix on the object store."""
+    storage = settings.storage
+    return f"{storage.url.rstrip('/')}/inbox" if storage.remote else str(settings.layout.inbox_root)

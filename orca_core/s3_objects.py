@@ -14,6 +14,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -32,10 +33,27 @@ class StoredObject:
 
 
 def s3_client(**overrides: Any):
-    """A boto3 S3 client configured from the standard AWS settings (endpoint and credentials included)."""
-    import boto3
+    """A boto3 S3 client configured from the standard AWS settings (endpoint and credentials included).
 
-    return boto3.client("s3", **overrides)
+    Its responses' timestamps are parsed by `datetime.fromisoformat` where they are ISO 8601 (every listed
+    object's LastModified): botocore's default, dateutil, spends about two thirds of a listing's time on them
+    (100,000 objects: 8.6 s of listing with it, 3.2 s without; measured by bench/s3_inbox.py's author)."""
+    import boto3
+    import botocore.session
+
+    session = botocore.session.Session()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
+    return boto3.Session(botocore_session=session).client("s3", **overrides)
+
+
+def _timestamp(text: str):
+    from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
+
+    try:
+        parsed = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return DEFAULT_TIMESTAMP_PARSER(text)  # HTTP-date headers, epoch numbers
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def split_url(url: str) -> tuple[str, str]:

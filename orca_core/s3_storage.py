@@ -52,6 +52,12 @@ def _mirrored(name: str) -> bool:
     return top not in _NOT_MIRRORED and top != SEARCH_DIR and not (last.startswith(".") and last.endswith(".tmp"))
 
 
+def _parents(name: str) -> list[str]:
+    """`a/b/c.md` -> ["a", "a/b"]."""
+    parts = name.split("/")[:-1]
+    return ["/".join(parts[: number + 1]) for number in range(len(parts))]
+
+
 def _identity(path: Path) -> list[int] | None:
     try:
         info = path.stat()
@@ -116,6 +122,10 @@ class S3Storage(Storage):
             name = local_name(item.name)
             if name is not None and only(name):
                 stored[name] = item
+        # A key that is also another key's "folder" (`a.md` and `a.md/b.md`) cannot be a file beside it: the
+        # folder wins, as a local inbox can only hold that.
+        folders = {parent for name in stored for parent in _parents(name)}
+        stored = {name: item for name, item in stored.items() if name not in folders}
         mirrored: dict[str, list] = {}
         for name, item in stored.items():
             before = known.get(name)
@@ -125,6 +135,9 @@ class S3Storage(Storage):
             target = local / name
             if target.is_dir():
                 shutil.rmtree(target)
+            for parent in _parents(name):  # a file this copy kept where a folder now is
+                if (local / parent).is_file():
+                    (local / parent).unlink()
             mirrored[name] = [item.etag, *self.objects.download(f"{folder}/{name}", target, item.modified)]
         if local.is_dir():
             self._remove_unlisted(local, set(mirrored), only)

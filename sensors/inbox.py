@@ -22,6 +22,10 @@ may stall should write under a temporary name and rename (as the intake, rsync a
 temporary and hidden names are never read. Should a stalled file be run anyway, nothing is lost: its next
 write is a change, and the next run reads the whole file.
 
+With ORCA_STORAGE_URL=s3://bucket/prefix the inbox is on the object store: the fingerprints come from its
+listings instead (`sensors.s3_inbox`, which describes its settle rule); cursor, run keys, tags, the intake
+deferral and the limits below are the same.
+
 Hidden and temporary names (`is_ignored_name`) are not part of the fingerprint, so sidecars under `.orca/`
 and files still being written under a temporary name never trigger anything.
 
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
@@ -76,7 +81,7 @@ def _load_cursor(raw: str | None) -> dict:
 
 
 def _walk(
-    cache: InboxCache, layout: Layout, names: list[str], resume: str | None
+    fingerprint: Callable[[str], Fingerprint], names: list[str], resume: str | None
 ) -> tuple[dict[str, Fingerprint], str | None]:
     """Fingerprints of `names` starting at `resume`, until the time budget runs out; (found, where to resume)."""
     start = names.index(resume) if resume in names else 0
@@ -86,8 +91,7 @@ def _walk(
     for name in ordered:
         if found and time.monotonic() - started > WALK_BUDGET_SECONDS:
             return found, name  # at least one collection per tick, so a huge one cannot stall the rest
-        # Folders changed within the settle time are re-listed every tick: the settle rule judges fresh data.
-        found[name] = cache.fingerprint(layout.inbox(name), quiet_seconds=SETTLE_SECONDS)
+        found[name] = fingerprint(name)
     return found, None
 
 
@@ -156,10 +160,19 @@ def inbox_sensor(
     entries: dict[str, dict] = state["c"]
     layout = warehouse.layout
     inbox = layout.inbox_root
-    if not inbox.is_dir():
+    remote = None
+    if warehouse.storage.remote:
+        from sensors.s3_inbox import S3Inbox  # boto3 is imported only where an object store is used
+
+        remote = S3Inbox(warehouse.storage)
+        folders = remote.collection_folders()
+        if folders is None:  # a wrong bucket or prefix must not read as "every collection was deleted" either
+            return dg.SensorResult(skip_reason=f"nothing at all under {remote.where}", cursor=context.cursor)
+    elif not inbox.is_dir():
         # An unmounted or misnamed ORCA_HOME must not read as "every collection was deleted".
         return dg.SensorResult(skip_reason=f"no inbox folder at {inbox}", cursor=context.cursor)
-    folders = layout.collection_folders()
+    else:
+        folders = layout.collection_folders()
     names, invalid = folders.valid, folders.invalid
 
     bad = text_digest("\n".join(invalid) + "\0" + "\n".join(folders.linked))
@@ -190,25 +203,35 @@ def inbox_sensor(
             )
     state["over"] = text_digest("\n".join(over)) if over else None
 
-    cache = inbox_cache(inbox, warehouse.inbox_sweep_ticks)
-    cache.begin_tick()
-    observed, state["r"] = _walk(cache, layout, names, state["r"])
-    if state["r"] is None:
-        cache.retain(layout.inbox(name) for name in names)
+    if remote is not None:
+        observed, state["r"] = _walk(remote.fingerprint, names, state["r"])
+    else:
+        cache = inbox_cache(inbox, warehouse.inbox_sweep_ticks)
+        cache.begin_tick()
+        # Folders changed within the settle time are re-listed every tick: the settle rule judges fresh data.
+        observed, state["r"] = _walk(
+            lambda name: cache.fingerprint(layout.inbox(name), quiet_seconds=SETTLE_SECONDS), names, state["r"]
+        )
+        if state["r"] is None:
+            cache.retain(layout.inbox(name) for name in names)
     for gone in [name for name in entries if name not in names]:
         if state["r"] is None:  # only a complete walk proves a folder is gone
             observed[gone] = EMPTY
 
     changed = {name: fp for name, fp in observed.items() if fp.digest != entries.get(name, {}).get("d", EMPTY_DIGEST)}
     queued = _queued_collections(context, intake_queue) if changed else set()
-    now_ns = _confirm(cache, layout, changed, entries, queued)
+    if remote is not None:  # settled once seen the same twice, or quiet by its objects' times (s3_inbox)
+        remote.confirm(changed, entries, queued, clock=clock, pause=pause,
+                       settle_seconds=SETTLE_SECONDS, confirm_seconds=CONFIRM_SECONDS)  # fmt: skip
+    else:
+        now_ns = _confirm(cache, layout, changed, entries, queued)
     run_requests: list[dg.RunRequest] = []
     waiting: list[str] = []
     for name, fp in sorted(changed.items()):
         entry = entries.setdefault(name, {"d": EMPTY_DIGEST, "n": 0})
         stable = entry.get("p") == fp.digest
         entry["p"] = fp.digest
-        if not (stable and fp.settled(now_ns, SETTLE_SECONDS)) or name in queued:
+        if not (stable and (remote is not None or fp.settled(now_ns, SETTLE_SECONDS))) or name in queued:
             waiting.append(name)  # still being written, or an intake run is about to read it
             continue
         if name not in known and name not in new_partitions:
@@ -245,11 +268,14 @@ def inbox_sensor(
         summary += f", {len(new_partitions)} new collection(s): {', '.join(new_partitions[:10])}"
     if state["r"]:
         summary += f"; walk stopped at {state['r']!r} after {WALK_BUDGET_SECONDS:.0f}s, resuming next tick"
-    stats = cache.stats
-    summary += (
-        f"; {stats.folders} folder(s) checked, {stats.listed} re-listed as new or changed, "
-        f"{stats.swept} by the sweep, {stats.files} file(s) stat'ed"
-    )
+    if remote is not None:
+        summary += remote.summary()
+    else:
+        stats = cache.stats
+        summary += (
+            f"; {stats.folders} folder(s) checked, {stats.listed} re-listed as new or changed, "
+            f"{stats.swept} by the sweep, {stats.files} file(s) stat'ed"
+        )
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=(

@@ -51,6 +51,7 @@ def intake_sensor(
         known=set(context.instance.get_dynamic_partitions(collections_partitions.name)),
         layout=warehouse.layout,
         embedder=embedder,
+        storage=warehouse.storage,
     )
     new_partitions: list[str] = []
     run_requests: list[dg.RunRequest] = []

@@ -32,11 +32,12 @@ from orca_assets.prepare_model_job import prepare_model_job
 from orca_assets.purge_collection_job import purge_collection_job
 from orca_core.layout import Layout, is_valid_collection
 from orca_core.model_names import same_model
+from orca_core.storage import Storage
 from orca_core.tags import FINGERPRINT_TAG, MODEL_TAG, PARTITION_TAG
 from orca_resources.hashing_embedder import MODEL_NAME as HASHING_MODEL
 from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.intake_queue import IntakeRequest
-from sensors.fingerprint import fingerprint
+from sensors.fingerprint import EMPTY, fingerprint
 
 MAX_REQUESTS_PER_RUN = 64  # keeps the `orca/request_ids` tag within PostgreSQL's index-row limit
 # A purge launched through the queue cannot overlap an embed run of its collection (the tag limit); this
@@ -56,6 +57,22 @@ class Launch:
     known: set[str]
     layout: Layout
     embedder: Any
+    storage: Storage | None = None  # an object store's inbox, when ORCA_STORAGE_URL names one
+
+    def inbox_digest(self, collection: str) -> str | None:
+        """The fingerprint digest of the collection's inbox as it is now; None when it has no inbox."""
+        if self.storage is not None and self.storage.remote:
+            from sensors.s3_inbox import S3Inbox  # boto3 only with an object store
+
+            found = S3Inbox(self.storage).fingerprint(collection)
+            return None if found is EMPTY else found.digest
+        folder = self.layout.inbox(collection)
+        return fingerprint(folder).digest if folder.is_dir() else None
+
+    def has_collection(self, collection: str) -> bool:
+        if self.storage is not None and self.storage.remote:
+            return collection in self.storage.collection_names()
+        return self.layout.has_collection(collection)
 
 
 @dataclass(frozen=True)
@@ -112,12 +129,12 @@ def _embed_run(group: list[IntakeRequest], tags: dict[str, str], launch: Launch)
     collection, model = group[0].collection, group[0].payload.get("model") or None
     if not is_valid_collection(collection):
         raise RequestRejected(f"invalid collection name {collection!r}")
-    folder = launch.layout.inbox(collection)
-    if collection not in launch.known and not folder.is_dir():
+    digest = launch.inbox_digest(collection)
+    if collection not in launch.known and digest is None:
         raise RequestRejected(f"unknown collection {collection!r}: it has no inbox folder")
     resources = model_override(launch.embedder, model)
     # What the run will read at the least, so the inbox sensor does not run the same files again.
-    tags = {**tags, FINGERPRINT_TAG: fingerprint(folder).digest, **({MODEL_TAG: model} if resources else {})}
+    tags = {**tags, FINGERPRINT_TAG: digest or EMPTY.digest, **({MODEL_TAG: model} if resources else {})}
     config: dict[str, Any] = {"ops": {"embeddings": {"config": {"force": True}}}} if _any(group, "force") else {}
     if resources:
         config["resources"] = resources
@@ -131,7 +148,7 @@ def _purge_run(group: list[IntakeRequest], tags: dict[str, str], launch: Launch)
     collection = group[0].collection
     if not is_valid_collection(collection):
         raise RequestRejected(f"invalid collection name {collection!r}")
-    if collection not in launch.known and not launch.layout.has_collection(collection):
+    if collection not in launch.known and not launch.has_collection(collection):
         raise RequestRejected(f"unknown collection {collection!r}: nothing to purge")
     config = {"collection": collection, "delete_inbox": _any(group, "delete_inbox"), "wait_seconds": PURGE_WAIT_SECONDS}
     return dg.RunRequest(

@@ -122,14 +122,17 @@ def test_unsafe_object_names_never_reach_the_local_disk(machines, s3_server, s3_
     upload_inbox(s3_server, s3_bucket, tmp_path)
     client = s3_server.client()
     # SeaweedFS itself refuses keys with `..` components (AWS does not): those are checked by `local_name` below.
-    for key in ("orca/inbox/docs/\x01bell.md", "orca/inbox/docs/folder/"):
+    for key in ("orca/inbox/docs/\x01bell.md", "orca/inbox/docs/folder/", "orca/inbox/docs/guide.md/inner.md"):
         client.put_object(Bucket=s3_bucket, Key=key, Body=b"# Odd\n")
     machine = machines("a")
     result = machine.run(HashingEmbedderResource(dimensions=64))
     assert result.success, failure_message(result)
     assert not [path for path in machine.home.rglob("*") if "bell" in path.name]
     assert not (machine.home / "inbox" / "docs" / "folder").exists()
-    assert "\x01bell.md" not in served(s3_server, s3_bucket)[0]["doc_id"].to_pylist()
+    doc_ids = served(s3_server, s3_bucket)[0]["doc_id"].to_pylist()
+    assert "\x01bell.md" not in doc_ids
+    # `guide.md` is both a document and a "folder" on the store: the folder's document is what a copy can hold.
+    assert "guide.md/inner.md" in doc_ids and "guide.md" not in doc_ids
 
 
 def test_a_purge_removes_the_collection_from_the_store(machines, s3_server, s3_bucket, tmp_path, op_job):

@@ -33,6 +33,7 @@ EXPECTED_ROWS = {
         "8 model load: load_model again while loaded",
         "9 text splitter: a large document",
     ],
+    "s3_inbox": ["4 sensor on S3: unchanged tick"],
     "trigger": [
         "6 trigger latency: the floor",
         "6 trigger latency: one posted document",
@@ -89,6 +90,10 @@ def run_smoke(tmp_path: Path, only: str) -> str:
 
 def test_bench_smoke_produces_every_row(tmp_path: Path) -> None:
     run_smoke(tmp_path, "saturation,incremental,memory,sensor,intake,corpus,model_load,splitter")
+
+
+def test_bench_smoke_s3_sensor(tmp_path: Path) -> None:
+    run_smoke(tmp_path, "s3_inbox")
 
 
 def test_bench_smoke_trigger_latency(tmp_path: Path) -> None:
