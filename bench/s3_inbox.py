@@ -22,14 +22,12 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import time
 from collections import deque
 from contextlib import contextmanager
 from pathlib import Path
 
-import dagster as dg
-
 from bench.common import Row, Timer, verdict_max
+from bench.sensor_ticks import inbox_ticks
 
 TARGET = 1.5
 REPEATS = 3
@@ -132,54 +130,27 @@ def run(smoke: bool, workdir: Path) -> list[Row]:
 
 
 def _measure(workdir: Path, bucket: str, collections: int, load_s: float) -> Row:
-    import sensors.inbox as inbox_module
     from orca_resources.intake_queue_resource import IntakeQueueResource
     from orca_resources.warehouse import WarehouseResource
-    from sensors.inbox import inbox_sensor
 
     home = workdir / "home"
     warehouse = WarehouseResource(home=str(home), storage_url=f"s3://{bucket}/{PREFIX}")
     resources = {"warehouse": warehouse, "intake_queue": IntakeQueueResource(home=str(home))}
     client = warehouse.storage.objects.client  # the sensor's own client: same connections, same configuration
-    waited: list[float] = []  # the settle rule's wait within a tick: time asleep, not work
-
-    def pause(seconds: float) -> None:
-        waited.append(seconds)
-        time.sleep(seconds)
-
-    original_pause, inbox_module.pause = inbox_module.pause, pause
-    try:
-        with dg.instance_for_test() as instance:
-            cursor = None
-
-            def tick() -> tuple[float, dg.SensorResult]:
-                """One evaluation; its seconds of work (without the settle rule's wait)."""
-                nonlocal cursor
-                waited.clear()
-                with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
-                    started = time.perf_counter()
-                    result = inbox_sensor(context)
-                    seconds = time.perf_counter() - started - sum(waited)
-                cursor = result.cursor
-                for request in result.dynamic_partitions_requests or []:
-                    instance.add_dynamic_partitions("collections", list(request.partition_keys))
-                return seconds, result
-
-            first_s, first = tick()
-            first_wait = sum(waited)
-            requested = len(first.run_requests or [])
-            assert requested == collections, f"the first tick requested {requested} runs for {collections} collections"
-            ticks, listings = [], []
-            for _ in range(REPEATS):  # alternating, so drift on the machine touches both alike
-                with Timer() as bare:
-                    found = _bare_listing(client, bucket)
-                listings.append(bare.seconds)
-                seconds, result = tick()
-                assert not result.run_requests, "an unchanged inbox requested a run"
-                ticks.append(seconds)
-            summary = result.skip_reason.skip_message.split("; ", 1)[1]
-    finally:
-        inbox_module.pause = original_pause
+    with inbox_ticks(resources) as (tick, waited):
+        first_s, first = tick()
+        first_wait = sum(waited)
+        requested = len(first.run_requests or [])
+        assert requested == collections, f"the first tick requested {requested} runs for {collections} collections"
+        ticks, listings = [], []
+        for _ in range(REPEATS):  # alternating, so drift on the machine touches both alike
+            with Timer() as bare:
+                found = _bare_listing(client, bucket)
+            listings.append(bare.seconds)
+            seconds, result = tick()
+            assert not result.run_requests, "an unchanged inbox requested a run"
+            ticks.append(seconds)
+        summary = result.skip_reason.skip_message.split("; ", 1)[1]
     tick_s, list_s = statistics.median(ticks), statistics.median(listings)
     ratio = tick_s / list_s
     met, margin = verdict_max(ratio, TARGET)

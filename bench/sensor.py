@@ -21,9 +21,8 @@ import statistics
 import time
 from pathlib import Path
 
-import dagster as dg
-
 from bench.common import Row, Timer, verdict_max
+from bench.sensor_ticks import inbox_ticks
 
 TARGET = 3.0
 REPEATS = 5
@@ -68,11 +67,10 @@ def _make_tree(inbox: Path, collections: int, files: int) -> None:
 
 
 def run(smoke: bool, workdir: Path) -> list[Row]:
-    import sensors.inbox as inbox_module
     from orca_resources.intake_queue_resource import IntakeQueueResource
     from orca_resources.warehouse import WarehouseResource
     from sensors.folder_cache import inbox_cache
-    from sensors.inbox import SETTLE_SECONDS, inbox_sensor
+    from sensors.inbox import SETTLE_SECONDS
 
     sweep_ticks = WarehouseResource().inbox_sweep_ticks
 
@@ -82,29 +80,7 @@ def run(smoke: bool, workdir: Path) -> list[Row]:
     with Timer() as build:
         _make_tree(inbox, collections, files)
     resources = {"warehouse": WarehouseResource(home=str(home)), "intake_queue": IntakeQueueResource(home=str(home))}
-    waited: list[float] = []  # the settle rule's wait within a tick: time asleep, not work
-
-    def pause(seconds: float) -> None:
-        waited.append(seconds)
-        time.sleep(seconds)
-
-    inbox_module.pause = pause
-    with dg.instance_for_test() as instance:
-        cursor = None
-
-        def tick() -> tuple[float, dg.SensorResult]:
-            """One evaluation; its seconds of work (without the settle rule's wait)."""
-            nonlocal cursor
-            waited.clear()
-            with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
-                started = time.perf_counter()
-                result = inbox_sensor(context)
-                seconds = time.perf_counter() - started - sum(waited)
-            cursor = result.cursor
-            for request in result.dynamic_partitions_requests or []:
-                instance.add_dynamic_partitions("collections", list(request.partition_keys))
-            return seconds, result
-
+    with inbox_ticks(resources) as (tick, waited):
         time.sleep(SETTLE_SECONDS + 0.2)
         requested = 0
         cold_s = None

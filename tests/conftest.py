@@ -283,4 +283,4 @@ def op_job() -> Callable[..., dg.JobDefinition]:
 from tests.pgvector_server import pg_schema, pgvector_server_url  # noqa: E402, F401
 
 # ---- S3 (SeaweedFS): fixtures in tests/s3_server.py ---------------------------------------------------
-from tests.s3_server import s3_bucket, s3_server  # noqa: E402, F401
+from tests.s3_server import s3_bucket, s3_server, s3_store  # noqa: E402, F401

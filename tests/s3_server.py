@@ -17,6 +17,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,3 +128,16 @@ def s3_server():
 def s3_bucket(s3_server) -> str:
     """The name of a fresh, empty bucket on the session's S3 server."""
     return s3_server.create_bucket(f"orca-test-{next(_bucket_numbers)}")
+
+
+@pytest.fixture
+def s3_store(s3_server, s3_bucket, monkeypatch) -> Iterator[str]:
+    """`s3://<fresh bucket>/orca`, with the standard AWS variables pointing at the session's server (as Orca's
+    storage reads them); storages cached for another server are forgotten before and after."""
+    from orca_core.storage import open_storage
+
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    open_storage.cache_clear()
+    yield f"s3://{s3_bucket}/orca"
+    open_storage.cache_clear()

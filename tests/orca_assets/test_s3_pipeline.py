@@ -24,13 +24,8 @@ from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY
 
 
 @pytest.fixture
-def store(s3_server, s3_bucket, monkeypatch):
-    """An object store URL, with the standard AWS variables pointing at the test server."""
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
-    open_storage.cache_clear()
-    yield f"s3://{s3_bucket}/orca"
-    open_storage.cache_clear()
+def store(s3_store):
+    return s3_store
 
 
 @pytest.fixture

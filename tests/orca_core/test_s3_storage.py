@@ -18,12 +18,8 @@ from tests.pipeline_helpers import Pipeline, failure_message
 
 
 @pytest.fixture
-def store(s3_server, s3_bucket, monkeypatch):
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
-    open_storage.cache_clear()
-    yield f"s3://{s3_bucket}/orca"
-    open_storage.cache_clear()
+def store(s3_store):
+    return s3_store
 
 
 def put_documents(s3_server, bucket: str, count: int, start: int = 0) -> None:

@@ -79,6 +79,29 @@ def finished_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     return [run for run in instance.get_runs(dg.RunsFilter(job_name="embed_collection_job")) if run.is_finished]
 
 
+def kill_run_container(docker_daemon, instance: dg.DagsterInstance, daemon: ManagedProcess) -> dg.DagsterRun:
+    """Kill the container of the one embed run in progress; return the run once run monitoring failed it."""
+    (run,) = instance.get_runs(dg.RunsFilter(job_name="embed_collection_job"))
+    assert docker_daemon.docker("kill", run.tags[CONTAINER_TAG]).returncode == 0
+    failed = wait_until(lambda: (r := instance.get_run_by_id(run.run_id)).is_finished and r, timeout=120,
+                        message=f"the killed run was not marked finished:\n{daemon.output()[-4000:]}")
+    assert failed.status == dg.DagsterRunStatus.FAILURE
+    return failed
+
+
+def relaunch(instance: dg.DagsterInstance, daemon: ManagedProcess, env: dict, previous: dg.DagsterRun) -> dg.DagsterRun:
+    """Launch the collection's run again as an operator would (`dagster job launch`); return it once it succeeded."""
+    launch = subprocess.run(
+        [console_script("dagster"), "job", "launch", "-m", "orca.definitions", "-j", "embed_collection_job",
+         "--tags", json.dumps({"dagster/partition": "docs"})], env=env, cwd=ROOT, capture_output=True, text=True,
+        timeout=180)
+    assert launch.returncode == 0, launch.stdout + launch.stderr
+    rerun = wait_until(lambda: [r for r in finished_runs(instance) if r.run_id != previous.run_id], timeout=300,
+                       interval=1, message=f"the rerun did not finish:\n{daemon.output()[-4000:]}")[0]
+    assert rerun.status == dg.DagsterRunStatus.SUCCESS, daemon.output()[-4000:]
+    return rerun
+
+
 def test_a_dropped_document_is_indexed_by_a_run_in_its_own_container(deployment, docker_daemon, s3_server, monkeypatch):
     home, env, start = deployment
     (home / "inbox" / "docs" / "tides.md").write_text("# Tides\n\nThe tide rises twice a day.", encoding="utf-8")
@@ -116,23 +139,10 @@ def test_a_killed_run_container_is_marked_failed_and_the_rerun_resumes(
     with start(ORCA_EMBEDDER="ollama", OLLAMA_HOST=standin.url) as daemon, instance_for(env, home, monkeypatch) as instance:
         wait_until(lambda: standin.stats.embed_requests >= 3, timeout=240, interval=0.05,
                    message=f"no embedding started; daemon log:\n{daemon.output()[-4000:]}")
-        (run,) = instance.get_runs(dg.RunsFilter(job_name="embed_collection_job"))
-        assert docker_daemon.docker("kill", run.tags[CONTAINER_TAG]).returncode == 0
+        run = kill_run_container(docker_daemon, instance, daemon)
         finished = standin.stats.inputs_embedded
-        failed = wait_until(lambda: (r := instance.get_run_by_id(run.run_id)).is_finished and r, timeout=120,
-                            message=f"the killed run was not marked finished:\n{daemon.output()[-4000:]}")
-        assert failed.status == dg.DagsterRunStatus.FAILURE
         assert 0 < finished < total and not (home / "warehouse" / "docs" / "embedding_index.parquet").exists()
-
-        launch = subprocess.run(
-            [console_script("dagster"), "job", "launch", "-m", "orca.definitions", "-j", "embed_collection_job",
-             "--tags", json.dumps({"dagster/partition": "docs"})],
-            env={**env, "ORCA_EMBEDDER": "ollama", "OLLAMA_HOST": standin.url}, cwd=ROOT,
-            capture_output=True, text=True, timeout=180)
-        assert launch.returncode == 0, launch.stdout + launch.stderr
-        rerun = wait_until(lambda: [r for r in finished_runs(instance) if r.run_id != run.run_id], timeout=240,
-                           interval=1, message=f"the rerun did not finish:\n{daemon.output()[-4000:]}")[0]
-        assert rerun.status == dg.DagsterRunStatus.SUCCESS, daemon.output()[-4000:]
+        rerun = relaunch(instance, daemon, {**env, "ORCA_EMBEDDER": "ollama", "OLLAMA_HOST": standin.url}, run)
         assert rerun.tags[CONTAINER_TAG] != run.tags[CONTAINER_TAG]
     # The store kept every batch stored before the kill: only requests in flight then (2 per host) are paid again.
     paid_again = standin.stats.inputs_embedded - total

@@ -9,7 +9,6 @@ the served index proves that nothing relies on a shared local folder."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -27,6 +26,8 @@ from tests.system.test_docker_runs import (  # noqa: F401 - the module's dockerd
     docker_instance_yaml,
     finished_runs,
     instance_for,
+    kill_run_container,
+    relaunch,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.postgres, pytest.mark.slow]
@@ -142,22 +143,10 @@ def test_a_killed_run_container_fails_and_the_rerun_resumes_from_the_store(
     with instance_for(env, home, monkeypatch) as instance:
         wait_until(lambda: standin.stats.embed_requests >= 3, timeout=300, interval=0.05,
                    message=f"no embedding started; daemon log:\n{daemon.output()[-4000:]}")
-        (run,) = instance.get_runs(dg.RunsFilter(job_name="embed_collection_job"))
-        assert docker_daemon.docker("kill", run.tags[CONTAINER_TAG]).returncode == 0
-        failed = wait_until(lambda: (r := instance.get_run_by_id(run.run_id)).is_finished and r, timeout=120,
-                            message=f"the killed run was not marked finished:\n{daemon.output()[-4000:]}")
-        assert failed.status == dg.DagsterRunStatus.FAILURE
+        run = kill_run_container(docker_daemon, instance, daemon)
         assert served_doc_ids(s3_server, s3_bucket) == set()
-        # The next tick of the inbox sensor sees no new change; a reindex is asked for as an operator would.
-        launch = subprocess.run(
-            [console_script("dagster"), "job", "launch", "-m", "orca.definitions", "-j", "embed_collection_job",
-             "--tags", json.dumps({"dagster/partition": "docs"})],
-            env={**env, "ORCA_EMBEDDER": "ollama", "OLLAMA_HOST": standin.url}, cwd=ROOT,
-            capture_output=True, text=True, timeout=180)
-        assert launch.returncode == 0, launch.stdout + launch.stderr
-        rerun = wait_until(lambda: [r for r in finished_runs(instance) if r.run_id != run.run_id], timeout=300,
-                           interval=1, message=f"the rerun did not finish:\n{daemon.output()[-4000:]}")[0]
-        assert rerun.status == dg.DagsterRunStatus.SUCCESS, daemon.output()[-4000:]
+        # The inbox sensor sees no new change; a reindex is asked for as an operator would.
+        relaunch(instance, daemon, {**env, "ORCA_EMBEDDER": "ollama", "OLLAMA_HOST": standin.url}, run)
     paid_again = standin.stats.inputs_embedded - total
     assert paid_again <= 2 * 32, f"the rerun re-embedded {paid_again} inputs computed before the kill"
     assert len(served_doc_ids(s3_server, s3_bucket)) == total
