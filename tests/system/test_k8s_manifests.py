@@ -1,7 +1,8 @@
 """deploy/k8s checked offline, as far as that goes without a cluster or the chart: the Helm values agree with
 Orca's instance settings (deploy/dagster.postgres.yaml) and load Orca's code location; every Orca variable they
 set is one Orca reads; the intake's Deployment, Service and volume fit together and probe routes the intake
-serves; the code location's volume is the one the intake mounts."""
+serves; the intake and the code location (so every run) use the same object store, each pod with a local copy
+of its own."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def test_the_instance_settings_match_the_postgres_deployment():
 
 
 def test_the_intake_deployment_service_and_volume_fit_together(intake_client):
-    deployment, service, claim = MANIFESTS["Deployment"], MANIFESTS["Service"], MANIFESTS["PersistentVolumeClaim"]
+    deployment, service = MANIFESTS["Deployment"], MANIFESTS["Service"]
     pod = deployment["spec"]["template"]
     labels = pod["metadata"]["labels"]
     assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -58,11 +59,14 @@ def test_the_intake_deployment_service_and_volume_fit_together(intake_client):
     for probe in ("readinessProbe", "livenessProbe"):  # routes the intake serves (a 503 is an answer)
         assert intake_client.get(container[probe]["httpGet"]["path"]).status_code in (200, 503)
     assert {item["name"] for item in container["env"]} <= KNOWN_VARIABLES
-    # The intake, the code location and (through includeConfigInLaunchedRuns) every run mount the same claim.
-    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    # The intake, the code location and (through includeConfigInLaunchedRuns) every run share the object store;
+    # each pod's ORCA_HOME is a copy of its own, on an emptyDir: no volume is shared, none needs ReadWriteMany.
+    assert "PersistentVolumeClaim" not in MANIFESTS
     (volume,) = pod["spec"]["volumes"]
     (code,) = VALUES["dagster-user-deployments"]["deployments"]
-    assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
-    assert code["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
-    home = next(item["value"] for item in container["env"] if item["name"] == "ORCA_HOME")
+    assert "emptyDir" in volume and "emptyDir" in code["volumes"][0]
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["ORCA_STORAGE_URL"] == code["env"]["ORCA_STORAGE_URL"]
+    assert OrcaSettings.from_env({"ORCA_STORAGE_URL": env["ORCA_STORAGE_URL"]}).storage_url.startswith("s3://")
+    home = env["ORCA_HOME"]
     assert home == code["env"]["ORCA_HOME"] == container["volumeMounts"][0]["mountPath"] == code["volumeMounts"][0]["mountPath"]
