@@ -8,7 +8,7 @@
       warehouse/<collection>/.orca.lock      held by the step writing the collection
       intake/queue.db                        the intake queue (SQLite, unless ORCA_INTAKE_DB_URL names another)
       dagster/                               DAGSTER_HOME, unless set
-      sync/<collection>.json                 with an object store (ORCA_STORAGE_URL): what this copy last synced
+      sync/<collection>[.inbox].json         with an object store (ORCA_STORAGE_URL): what this copy last synced
       readers/                               with an object store: the copy searches read (inbox-less)
 
 Everything else asks a `Layout` for a path instead of joining strings. `LocalLayout` is the local folder

@@ -9,7 +9,7 @@ per-batch progress parts included), and the served index as versions behind a po
     warehouse/<collection>/embedding_index/<version>/manifest.json  the search copy's manifest, if any
     warehouse/<collection>/embedding_index.search/<segment files>   immutable; shared by the versions
 
-A local copy records in `sync/<collection>.json` the ETag and local (size, mtime_ns) of every file it last
+A local copy records (orca_core/sync_record.py) the ETag and local (size, mtime_ns) of every file it last
 matched with the store, so a pull downloads only what changed and a push uploads only what a step wrote.
 A pull makes the copy exactly the store's (files the store lacks are removed), because a step that failed
 before its push may have left files the store never accepted. A stale holder of the collection lock is
@@ -40,6 +40,7 @@ from orca_core.layout import (
 )
 from orca_core.s3_objects import Objects, StoredObject, local_name, s3_client, split_url
 from orca_core.storage_base import Storage
+from orca_core.sync_record import read_record, remove_record, write_record
 
 # Warehouse names that are not mirrored file by file: the served index travels as versions, and the lock,
 # the staged index and temporary files are this machine's own.
@@ -90,19 +91,12 @@ class S3Storage(Storage):
         names.update(self.objects.folders(self.objects.key(WAREHOUSE_DIR)))
         return sorted(name for name in names if is_valid_collection(name))
 
-    # -- the sync record ------------------------------------------------------------------------------
+    # -- the sync record (orca_core/sync_record.py) ---------------------------------------------------
     def _record(self, layout: LocalLayout, collection: str) -> dict:
-        try:
-            return json.loads(layout.sync_record(collection).read_text())
-        except (FileNotFoundError, ValueError):
-            return {}
+        return read_record(layout, collection)
 
-    def _save_record(self, layout: LocalLayout, collection: str, record: dict) -> None:
-        path = layout.sync_record(collection)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")  # unique per thread, too
-        tmp.write_text(json.dumps(record, sort_keys=True))
-        os.replace(tmp, path)
+    def _save_record(self, layout: LocalLayout, collection: str, record: dict, *, inbox: bool = False) -> None:
+        write_record(layout, collection, record, inbox=inbox)
 
     # -- pull -----------------------------------------------------------------------------------------
     def pull(self, layout: LocalLayout, collection: str) -> None:
@@ -113,7 +107,7 @@ class S3Storage(Storage):
         pointer = self.pointer(collection).current()
         record["pointer"] = [pointer.key, pointer.etag, pointer.published_at] if pointer else None
         record["index"] = self._fetch_index(layout, collection, pointer, record.get("index"))
-        self._save_record(layout, collection, record)
+        self._save_record(layout, collection, record, inbox=True)
 
     def _mirror(self, folder: str, local: Path, known: dict, only=lambda name: True) -> dict:
         """Make `local` hold exactly the objects under `folder` (those `only` accepts); the new record."""
@@ -258,7 +252,7 @@ class S3Storage(Storage):
         folders = [self.warehouse_folder(collection)] + ([self.inbox_folder(collection)] if inbox else [])
         items = [(f"{folder}/{item.name}", item.size) for folder in folders for item in self.objects.list(folder)]
         self.objects.delete([key for key, _ in items])
-        layout.sync_record(collection).unlink(missing_ok=True)
+        remove_record(layout, collection)
         return len(items), sum(size for _, size in items)
 
     def collect(self, collection: str, now: float | None = None) -> list[str]:
