@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 import dagster as dg
@@ -107,11 +108,31 @@ def test_posted_and_dropped_documents_reach_the_index_on_the_store_through_conta
     assert job["status"] == "succeeded", job
     assert served_doc_ids(s3_server, s3_bucket) == {"tides.md"}
 
-    # A document dropped as an object: the inbox sensor lists the store and a container run indexes it.
-    s3_server.client().put_object(Bucket=s3_bucket, Key=f"{PREFIX}/inbox/docs/reefs.md",
-                                  Body=b"# Reefs\n\nCoral reefs shelter a quarter of sea life.")
-    wait_until(lambda: served_doc_ids(s3_server, s3_bucket) == {"tides.md", "reefs.md"}, timeout=300, interval=1,
-               message=f"the dropped object was not indexed:\n{daemon.output()[-4000:]}")
+    # A document dropped as an object: the inbox sensor lists the store and a container run indexes it. A
+    # reader searches through the intake all the while: it sees the old index or the new one, never an error.
+    answers: list[tuple[int, list[str]]] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                found = client.post(f"{intake}/v1/search", json={"collection": "docs", "query": "tides", "k": 5})
+                answers.append((found.status_code, sorted(row["doc_id"] for row in found.json().get("results", []))))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        s3_server.client().put_object(Bucket=s3_bucket, Key=f"{PREFIX}/inbox/docs/reefs.md",
+                                      Body=b"# Reefs\n\nCoral reefs shelter a quarter of sea life.")
+        wait_until(lambda: served_doc_ids(s3_server, s3_bucket) == {"tides.md", "reefs.md"}, timeout=300,
+                   interval=1, message=f"the dropped object was not indexed:\n{daemon.output()[-4000:]}")
+        wait_until(lambda: answers and answers[-1][1] == ["reefs.md", "tides.md"], timeout=30, interval=0.2,
+                   message=f"the intake's searches never saw the new index: {answers[-3:]}")
+    finally:
+        stop.set()
+        thread.join(60)
+    assert {status for status, _ in answers} == {200}
+    assert {tuple(ids) for _, ids in answers} <= {("tides.md",), ("reefs.md", "tides.md")}
     found = httpx.post(f"{intake}/v1/search", json={"collection": "docs", "query": "coral reefs", "k": 2}, timeout=30)
     assert found.status_code == 200, found.text
     assert found.json()["results"][0]["doc_id"] == "reefs.md"
