@@ -204,3 +204,14 @@ def orca_env(home: Path, **overrides: str) -> dict[str, str]:
     )
     env.update(overrides)
     return env
+
+
+def wait_intake_job(intake_url: str, request_id: str, *, timeout: float, log: Callable[[], str]) -> dict:
+    """The intake's answer for a request once it has finished (succeeded, failed or canceled); `log()` says
+    what to show when it does not finish in time."""
+
+    def finished() -> dict | None:
+        job = httpx.get(f"{intake_url}/v1/jobs/{request_id}", timeout=10).json()
+        return job if job["status"] in ("succeeded", "failed", "canceled") else None
+
+    return wait_until(finished, timeout=timeout, interval=1.0, message=f"request never finished:\n{log()}")

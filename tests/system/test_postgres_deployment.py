@@ -27,7 +27,15 @@ from orca_resources.hashing_embedder import HashingEmbedderResource
 from tests.orca.test_concurrent_runs import TEXTS, assert_same_index, lone_run_index, read_index, write_inbox
 from tests.orca_intake.test_run_metrics import samples
 from tests.postgres import PostgresServer
-from tests.processes import ManagedProcess, console_script, free_port, orca_env, wait_for_url, wait_until
+from tests.processes import (
+    ManagedProcess,
+    console_script,
+    free_port,
+    orca_env,
+    wait_for_url,
+    wait_intake_job,
+    wait_until,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -132,11 +140,7 @@ def test_an_intake_request_becomes_a_sensor_run_recorded_in_postgres(deployment)
     assert posted.status_code == 202, posted.text
     request_id = posted.json()["request_id"]
 
-    def finished():
-        job = httpx.get(f"{deployment.intake_url}/v1/jobs/{request_id}", timeout=10).json()
-        return job if job["status"] in ("succeeded", "failed", "canceled") else None
-
-    job = wait_until(finished, timeout=240, interval=1.0, message=f"request never finished:\n{deployment.daemon.output()[-5000:]}")
+    job = wait_intake_job(deployment.intake_url, request_id, timeout=240, log=lambda: deployment.daemon.output()[-5000:])
     assert job["status"] == "succeeded", job
     run_id = job["run_id"]
     assert deployment.query("SELECT status, pipeline_name FROM runs WHERE run_id = %s", (run_id,)) == [

@@ -19,7 +19,15 @@ import pytest
 import yaml
 
 from tests.docker_daemon import host_volumes
-from tests.processes import ManagedProcess, console_script, free_port, orca_env, wait_for_url, wait_until
+from tests.processes import (
+    ManagedProcess,
+    console_script,
+    free_port,
+    orca_env,
+    wait_for_url,
+    wait_intake_job,
+    wait_until,
+)
 from tests.system.test_docker_runs import (  # noqa: F401 - the module's dockerd fixture, shared here
     CONTAINER_TAG,
     ROOT,
@@ -100,11 +108,7 @@ def test_posted_and_dropped_documents_reach_the_index_on_the_store_through_conta
     assert posted.status_code == 202, posted.text
     request_id = posted.json()["request_id"]
 
-    def finished():
-        job = httpx.get(f"{intake}/v1/jobs/{request_id}", timeout=10).json()
-        return job if job["status"] in ("succeeded", "failed", "canceled") else None
-
-    job = wait_until(finished, timeout=300, interval=1, message=f"no run finished:\n{daemon.output()[-4000:]}")
+    job = wait_intake_job(intake, request_id, timeout=300, log=lambda: daemon.output()[-4000:])
     assert job["status"] == "succeeded", job
     assert served_doc_ids(s3_server, s3_bucket) == {"tides.md"}
 
