@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from orca_core.layout import Layout
 from orca_core.names import is_ignored_name
-from orca_core.s3_objects import Objects, local_name
+from orca_core.s3_objects import local_name
 from orca_core.search import index_models
 from orca_core.storage import Storage
 
@@ -114,12 +114,6 @@ def is_stored_document(name: str) -> bool:
     return local_name(name) is not None and not is_ignored_name(name)
 
 
-def has_objects(objects: Objects, folder: str) -> bool:
-    """True when at least one object is stored under `folder/` (one listing of one key)."""
-    answer = objects.client.list_objects_v2(Bucket=objects.bucket, Prefix=f"{folder}/", MaxKeys=1)
-    return bool(answer.get("Contents"))
-
-
 def _remote(storage: Storage | None) -> bool:
     return storage is not None and storage.remote
 
@@ -135,7 +129,7 @@ def has_collection(layout: Layout, name: str, storage: Storage | None = None, *,
     if not _remote(storage):
         return layout.inbox(name).is_dir() if inbox_only else layout.has_collection(name)
     folders = [storage.inbox_folder(name)] + ([] if inbox_only else [storage.warehouse_folder(name)])
-    return any(has_objects(storage.objects, folder) for folder in folders)
+    return any(storage.objects.has_any(folder) for folder in folders)
 
 
 def describe_collection(layout: Layout, name: str, storage: Storage | None = None) -> CollectionInfo:

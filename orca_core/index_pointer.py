@@ -29,11 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from orca_core.s3_objects import error_code, is_missing, s3_client
+from orca_core.layout import INDEX_FILE
+from orca_core.s3_objects import Objects, error_code, is_missing, s3_client
 
 __all__ = ["IndexPointer", "Pointer", "StalePublish", "s3_client"]
 
-INDEX_OBJECT = "embedding_index.parquet"  # in each version's folder
 POINTER_SUFFIX = "embedding_index.current"
 VERSIONS_FOLDER = "embedding_index"
 DEFAULT_GRACE_SECONDS = 3600.0
@@ -80,17 +80,17 @@ class IndexPointer:
     def publish(self, data: bytes, expected: Pointer | None) -> Pointer:
         """Publish `data` as the new version's Parquet index (see `publish_version`)."""
         return self.publish_version(
-            lambda folder: self.client.put_object(Bucket=self.bucket, Key=folder + INDEX_OBJECT, Body=data), expected
+            lambda folder: self.client.put_object(Bucket=self.bucket, Key=folder + INDEX_FILE, Body=data), expected
         )
 
     def publish_version(self, upload: Callable[[str], Any], expected: Pointer | None) -> Pointer:
         """Let `upload(folder)` write a new version's objects under `folder` (its Parquet index as
-        `folder + INDEX_OBJECT`) and make it current, provided the pointer is still `expected` (None: no pointer
+        `folder + INDEX_FILE`) and make it current, provided the pointer is still `expected` (None: no pointer
         yet). Raises `StalePublish` (after removing the new version) when another publish won."""
         stamp = time.time()
         folder = f"{self.versions_prefix}{time.strftime('%Y%m%dT%H%M%S', time.gmtime(stamp))}-{uuid.uuid4().hex}/"
         upload(folder)
-        key = folder + INDEX_OBJECT
+        key = folder + INDEX_FILE
         body = json.dumps({"key": key, "published_at": stamp}).encode()
         condition = {"IfMatch": expected.etag} if expected is not None else {"IfNoneMatch": "*"}
         try:
@@ -108,10 +108,7 @@ class IndexPointer:
         return [item for page in pages for item in page.get("Contents", [])]
 
     def _delete(self, items: list[dict]) -> None:
-        keys = [item["Key"] for item in items]
-        for start in range(0, len(keys), 1000):
-            batch = [{"Key": key} for key in keys[start:start + 1000]]
-            self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        Objects(self.client, self.bucket).delete([item["Key"] for item in items])
 
     def collect_old_versions(self, grace_seconds: float = DEFAULT_GRACE_SECONDS, now: float | None = None) -> list[str]:
         """Delete the objects of versions that are not current and were last modified more than `grace_seconds`

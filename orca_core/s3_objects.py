@@ -111,6 +111,11 @@ class Objects:
             names.extend(item["Prefix"][len(start):].rstrip("/") for item in page.get("CommonPrefixes", []))
         return names
 
+    def has_any(self, folder: str) -> bool:
+        """True when at least one object is stored under `folder/` (`""`: anywhere): one listing of one key."""
+        answer = self.client.list_objects_v2(Bucket=self.bucket, Prefix=f"{folder}/" if folder else "", MaxKeys=1)
+        return bool(answer.get("Contents"))
+
     def get_bytes(self, key: str) -> bytes | None:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()

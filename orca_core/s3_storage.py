@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 
 from orca_core.ann.manifest import MANIFEST_FILE, collect_garbage, manifest_from_json, read_manifest
-from orca_core.index_pointer import DEFAULT_GRACE_SECONDS, INDEX_OBJECT, IndexPointer, Pointer
+from orca_core.index_pointer import DEFAULT_GRACE_SECONDS, POINTER_SUFFIX, VERSIONS_FOLDER, IndexPointer, Pointer
 from orca_core.layout import (
     INBOX_DIR,
     INDEX_FILE,
@@ -44,7 +44,7 @@ from orca_core.sync_record import read_record, remove_record, write_record
 
 # Warehouse names that are not mirrored file by file: the served index travels as versions, and the lock,
 # the staged index and temporary files are this machine's own.
-_NOT_MIRRORED = {LOCK_FILE, INDEX_FILE, STAGED_INDEX_FILE, "embedding_index", "embedding_index.current"}
+_NOT_MIRRORED = {LOCK_FILE, INDEX_FILE, STAGED_INDEX_FILE, VERSIONS_FOLDER, POINTER_SUFFIX}
 
 
 def _mirrored(name: str) -> bool:
@@ -239,7 +239,7 @@ class S3Storage(Storage):
                 for name in sorted(manifest.files() - stored):
                     self.objects.upload(search / name, f"{segments}/{name}")
                 self.objects.upload(search / MANIFEST_FILE, version + MANIFEST_FILE)
-            self.objects.upload(index, version + INDEX_OBJECT)
+            self.objects.upload(index, version + INDEX_FILE)
 
         published = pointer.publish_version(upload, expected)
         record["pointer"] = [published.key, published.etag, published.published_at]

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import PurePosixPath
 
-from orca_core.catalog import has_objects
 from orca_core.layout import legacy_source_record, source_record
 from orca_core.names import validate_doc_id
 from orca_core.s3_objects import Objects, error_code, is_missing
@@ -80,7 +79,7 @@ def _not_a_document(inbox: RemoteInbox, folder: str, doc_id: str) -> None:
 
 
 def _not_a_folder(inbox: RemoteInbox, doc_id: str) -> None:
-    if has_objects(inbox.objects, inbox.key(doc_id)):
+    if inbox.objects.has_any(inbox.key(doc_id)):
         raise InboxConflict(f"'{doc_id}' is a folder of documents, not a document")
 
 
@@ -156,14 +155,9 @@ def delete_document(inbox: RemoteInbox, doc_id: str) -> bool:
     if not _exists(inbox.objects, key):
         return False  # absent, or only a "folder" of documents
     keys = [key, inbox.key(source_record(doc_id)), inbox.key(legacy_source_record(doc_id))]
-    objects = inbox.objects
-    answer = objects.client.delete_objects(
-        Bucket=objects.bucket, Delete={"Objects": [{"Key": name} for name in keys], "Quiet": True}
-    )
-    failed = answer.get("Errors") or []
-    if failed:  # a batch delete answers 200 and lists the keys it could not delete
-        log.error("the object store did not delete %s: %s", doc_id, failed)
-        reason = failed[0].get("Code") or "error"
-        message = f"could not delete {doc_id!r} on the object store ({reason})"
-        raise ServiceUnavailable(message, code="storage_unavailable")
+    try:
+        inbox.objects.delete(keys)  # raises when the store lists keys it could not delete
+    except OSError as error:
+        log.error("the object store did not delete %s: %s", doc_id, error)
+        raise ServiceUnavailable(f"could not delete {doc_id!r} on the object store", code="storage_unavailable") from None
     return True

@@ -79,18 +79,11 @@ class S3Inbox:
         """The inbox's collections (and invalid names) from one delimited listing; None when the store holds
         nothing at all under its prefix."""
         names = self.objects.folders(self.root)
-        if not names and self._store_is_empty():
+        if not names and not self.objects.has_any(self.objects.key()):
             return None
         valid = sorted(name for name in names if is_valid_collection(name))
         invalid = sorted(name for name in names if not is_valid_collection(name) and not is_ignored_name(name))
         return CollectionFolders(valid, invalid)
-
-    def _store_is_empty(self) -> bool:
-        prefix = self.objects.key()
-        listed = self.objects.client.list_objects_v2(
-            Bucket=self.objects.bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1
-        )
-        return not listed.get("KeyCount")
 
     def fingerprint(self, collection: str) -> Fingerprint:
         """List `inbox/<collection>/` now and digest its documents' keys, sizes, ETags and times (exact)."""

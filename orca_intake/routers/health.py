@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from orca_core.embedder import Embedder
+from orca_core.s3_objects import Objects
 from orca_core.settings import OrcaSettings
 from orca_intake.auth import identify
 from orca_intake.dependencies import EmbedderDep, MetricsDep, QueueDep, SettingsDep
@@ -85,8 +86,7 @@ def check_storage(request: Request, settings: OrcaSettings) -> str:
 
         config = Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=CHECK_TIMEOUT_SECONDS)
         state.storage_probe = boto3.session.Session().client("s3", config=config)
-    prefix = f"{objects.prefix}/" if objects.prefix else ""
-    state.storage_probe.list_objects_v2(Bucket=objects.bucket, Prefix=prefix, MaxKeys=1)
+    Objects(state.storage_probe, objects.bucket, objects.prefix).has_any(objects.key())
     return f"answers ({storage.url})"
 
 
