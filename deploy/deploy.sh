@@ -16,8 +16,8 @@
 #   --state-dir DIR    ORCA_HOME (inbox, warehouse, DAGSTER_HOME=DIR/dagster)
 #   --unit-dir DIR     where the unit files go
 #   --user NAME        the unprivileged service user (default orca)
-#   --services LIST    units to enable, e.g. "webserver intake" on a webserver-only replica: exactly one
-#                      machine of the instance runs the daemon (default "webserver daemon intake")
+#   --services LIST    units to enable, e.g. "codeserver webserver intake" on a webserver-only replica: exactly
+#                      one machine of the instance runs the daemon (default "codeserver webserver daemon intake")
 #   --python PATH      interpreter for the virtualenv, 3.11 or newer (default python3)
 #   --no-systemctl     create no user, change no owner, call no systemctl (tests, image builds)
 #   --no-migrate       skip `dagster instance migrate` (run it yourself before starting the services)
@@ -28,7 +28,7 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SOURCE="$(dirname "$SCRIPT_DIR")"
 PREFIX="" CONFIG_DIR="" STATE_DIR="" UNIT_DIR=""
-SERVICE_USER=orca PYTHON=python3 SYSTEMCTL=1 MIGRATE=1 SERVICES="webserver daemon intake"
+SERVICE_USER=orca PYTHON=python3 SYSTEMCTL=1 MIGRATE=1 SERVICES="codeserver webserver daemon intake"
 
 die() { echo "deploy.sh: error: $*" >&2; exit 1; }
 say() { echo "deploy.sh: $*"; }
@@ -58,7 +58,7 @@ else
 fi
 VENV="$PREFIX/venv" ENV_FILE="$CONFIG_DIR/orca.env" DAGSTER_HOME_DIR="$STATE_DIR/dagster"
 for service in $SERVICES; do
-    [ -f "$SCRIPT_DIR/systemd/orca-$service.service" ] || die "unknown service '$service' (webserver, daemon, intake)"
+    [ -f "$SCRIPT_DIR/systemd/orca-$service.service" ] || die "unknown service '$service' (codeserver, webserver, daemon, intake)"
 done
 
 # 1. The virtualenv, and Orca in it (from a clean copy, so the checkout gets no build/ or stale files).
@@ -76,6 +76,7 @@ say "installing Orca from $SOURCE into $VENV"
 "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet ${ORCA_DEPLOY_PIP_ARGS:-} "$stage"
 install -d -m 0755 "$PREFIX"
 install -m 0644 "$SOURCE/workspace.yaml" "$PREFIX/workspace.yaml"
+install -m 0644 "$SCRIPT_DIR/systemd/codeserver-workspace.yaml" "$PREFIX/codeserver-workspace.yaml"
 
 # 2. ORCA_HOME and DAGSTER_HOME with the PostgreSQL instance configuration (local edits are kept).
 install -d -m 0750 "$STATE_DIR" "$STATE_DIR/inbox" "$DAGSTER_HOME_DIR"

@@ -1,4 +1,13 @@
-"""`orca collections`: what collections exist and what their served index holds (orca_core/catalog.py), as a table."""
+"""`orca collections`: what collections exist and what their served index holds (orca_core/catalog.py), as a
+table, or as one JSON object for scripts (`--json`):
+
+    {"location": "<ORCA_HOME or the object store's URL>",
+     "collections": [{"name": str, "inbox_documents": int,
+                      "index": null | {"documents": int, "chunks": int, "model": str | null,
+                                       "updated_at": "<ISO 8601, UTC>"}}]}
+
+`index` is null before a collection's first run; collections are sorted by name.
+"""
 
 from __future__ import annotations
 
@@ -36,3 +45,22 @@ def render_collections(infos: list[CollectionInfo], settings: OrcaSettings, cons
             index.updated_at.astimezone().strftime("%Y-%m-%d %H:%M:%S") if index else "never",
         )
     console.print(table)
+
+
+def collections_json(infos: list[CollectionInfo], settings: OrcaSettings) -> dict:
+    """The collections as the JSON object `orca collections --json` prints (its shape is in the module docstring)."""
+    storage = settings.storage
+    return {
+        "location": storage.url if storage.remote else str(settings.home),
+        "collections": [
+            {
+                "name": info.name,
+                "inbox_documents": info.inbox_documents,
+                "index": None if info.index is None else {
+                    "documents": info.index.documents, "chunks": info.index.chunks, "model": info.index.model,
+                    "updated_at": info.index.updated_at.isoformat(),
+                },
+            }
+            for info in infos
+        ],
+    }

@@ -12,11 +12,11 @@ from importlib.metadata import PackageNotFoundError, version
 
 from rich.console import Console
 
-from orca.commands import USAGE_ERROR, collections, materialize, search, up
+from orca.commands import USAGE_ERROR, collections, materialize, pull, purge, search, status, up
 from orca.dagster_warnings import quiet_dagster_warnings
 from orca_core.settings import OrcaSettings
 
-COMMANDS = (up, materialize, search, collections)  # in the order `orca --help` lists them
+COMMANDS = (up, status, materialize, pull, search, collections, purge)  # in the order `orca --help` lists them
 
 
 def _version() -> str:

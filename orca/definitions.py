@@ -6,6 +6,8 @@ import warnings
 
 import dagster as dg
 
+from orca_assets.catalog import catalogued
+from orca_assets.freshness import build_index_follows_inbox, index_freshness_job
 from orca_assets.jobs import embed_collection_job, embedding_assets
 from orca_assets.prepare_model_job import prepare_model_job
 from orca_assets.purge_collection_job import purge_collection_job, purge_collection_with_pgvector_job
@@ -15,6 +17,7 @@ from orca_resources.intake_queue_resource import IntakeQueueResource
 from orca_resources.warehouse import WarehouseResource
 from schedules.reindex import build_reindex_schedule
 from sensors.inbox import inbox_sensor
+from sensors.index_freshness import build_index_freshness_sensor
 from sensors.intake import intake_sensor
 from sensors.run_status import intake_run_status_sensor
 
@@ -26,6 +29,7 @@ warnings.filterwarnings("ignore", message="Parameter `owners` of initializer `Se
 def build_definitions(settings: OrcaSettings | None = None) -> dg.Definitions:
     """Orca's assets, checks, jobs, sensors, schedule and resources for `settings` (default: the environment's)."""
     settings = settings or OrcaSettings.from_env()
+    embedder = embedder_resource(settings)
     assets, purge_job, sink = list(embedding_assets), purge_collection_job, {}
     if settings.pgvector_url:
         # Imported only here: without the setting, the sink's module (and psycopg2) is never loaded.
@@ -41,12 +45,18 @@ def build_definitions(settings: OrcaSettings | None = None) -> dg.Definitions:
         # in-process executor takes the instance's pool slots as the multiprocess one does (tests/system/
         # test_run_executor.py), and runs of different collections still run side by side.
         executor=dg.in_process_executor,
-        assets=assets,
-        jobs=[embed_collection_job, prepare_model_job, purge_job],
-        sensors=[inbox_sensor, _targeting(intake_sensor, purge_job), intake_run_status_sensor],
+        assets=catalogued(assets, settings, embedder),
+        asset_checks=[build_index_follows_inbox(settings.freshness_minutes)],
+        jobs=[embed_collection_job, prepare_model_job, purge_job, index_freshness_job],
+        sensors=[
+            inbox_sensor,
+            _targeting(intake_sensor, purge_job),
+            intake_run_status_sensor,
+            build_index_freshness_sensor(settings.freshness_minutes),
+        ],
         schedules=[build_reindex_schedule(settings)],
         resources={
-            "embedder": embedder_resource(settings),
+            "embedder": embedder,
             "warehouse": WarehouseResource(
                 home=str(settings.home),
                 storage_url=settings.storage_url,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from orca_assets.partitions import collections_partitions
+from orca_assets.partitions import OLLAMA_POOL, collections_partitions
 from orca_core.folder_lock import folder_lock
 from orca_core.layout import SAMPLE_COLLECTION
 from orca_core.settings import OrcaSettings
@@ -38,6 +38,15 @@ concurrency:
         value:
           applyLimitPerUniqueValue: true
         limit: 1
+  pools:
+    default_limit: 2
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_runtime_seconds: 21600
+  poll_interval_seconds: 60
+  free_slots_after_run_end_seconds: 300
 telemetry:
   enabled: false
 """
@@ -83,7 +92,22 @@ def open_instance(settings: OrcaSettings) -> dg.DagsterInstance:
     "table ... already exists", so openers take turns on a file lock in DAGSTER_HOME.
     """
     with folder_lock(settings.dagster_home):
-        return dg.DagsterInstance.from_config(str(settings.dagster_home))
+        instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
+        create_pools(instance)
+        return instance
+
+
+def create_pools(instance: dg.DagsterInstance) -> None:
+    """Give a fresh instance its `ollama` pool at the configured default limit before any run claims a slot.
+
+    Dagster creates a pool lazily, at the first claim; two runs starting together on a fresh SQLite instance
+    can both create it, and get a slot each whatever the limit. A pool that exists (perhaps with a limit set
+    by `dagster instance concurrency set`) is left as it is.
+    """
+    storage = instance.event_log_storage
+    if instance.global_op_concurrency_default_limit is None or OLLAMA_POOL in storage.get_concurrency_keys():
+        return
+    storage.initialize_concurrency_limit_to_default(OLLAMA_POOL)
 
 
 def register_collection(instance: dg.DagsterInstance, collection: str) -> bool:

@@ -19,11 +19,11 @@ import uuid
 
 import dagster as dg
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from orca.home import open_instance, prepare_home, register_collection
+from orca.progress_display import INPUTS, STEPS, Board
 from orca.report import render_summary, summarize
-from orca.run_watcher import RunWatcher
+from orca.run_watcher import Inputs, RunWatcher, embedding_reader
 from orca_core.settings import OrcaSettings
 from orca_core.tags import HOST_TAG, PARTITION_TAG, PID_TAG, SOURCE_CLI, SOURCE_TAG
 
@@ -119,9 +119,9 @@ def prepare_job(settings: OrcaSettings, force: bool, verbose: bool) -> tuple[dg.
     return job, run_config
 
 
-def execute_watched(job, instance: dg.DagsterInstance, collection: str, run_config: dict, run_id: str,
+def execute_watched(job, instance: dg.DagsterInstance, collection: str | None, run_config: dict, run_id: str,
                     watcher: RunWatcher) -> dg.ExecuteInProcessResult:
-    """Run `job` for `collection` in this process under `run_id`, with `watcher` following its events."""
+    """Run `job` (for partition `collection`, if any) in this process under `run_id`, `watcher` following its events."""
     watcher.start()
     try:
         return job.execute_in_process(
@@ -130,6 +130,28 @@ def execute_watched(job, instance: dg.DagsterInstance, collection: str, run_conf
         )
     finally:
         watcher.stop()
+
+
+def watch(board: Board, instance: dg.DagsterInstance, run_id: str, job: dg.JobDefinition, collection: str) -> RunWatcher:
+    """A watcher drawing the run on `board`: a bar of steps, and a bar of inputs while `embeddings` runs."""
+    steps = board.add(collection, unit=STEPS, total=len(job.graph.nodes), description="starting")
+    inputs: list = []  # the inputs bar, once the plan is known
+
+    def embedding(progress: Inputs) -> None:
+        if progress.reused is not None and progress.total == 0:
+            board.print(f"  nothing to embed: all {progress.reused:,} distinct chunks are already embedded")
+        elif not inputs:
+            inputs.append(board.add("embedding", unit=INPUTS, total=progress.total, at=progress.at, description=(
+                f"{progress.reused:,} reused" if progress.reused else "")))
+        else:
+            board.update(inputs[0], completed=progress.done, total=progress.total, at=progress.at)
+
+    def step_done(line: str) -> None:
+        board.advance(steps)
+        board.print(line)
+
+    return RunWatcher(instance, run_id, lambda text: board.describe(steps, text), step_done,
+                      on_log=embedding_reader(embedding))
 
 
 def run_tags() -> dict[str, str]:
@@ -180,16 +202,8 @@ def materialize(
     wait_for_collection(instance, collection, err)
     run_id = str(uuid.uuid4())
     out.print(f"Materializing [bold]{collection}[/]{' (force: re-embedding everything)' if force else ''}, run {run_id}")
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("starting", total=len(job.graph.nodes))
-
-        def step_done(line: str) -> None:
-            progress.console.print(line)
-            progress.advance(task)
-
-        result = execute_watched(job, instance, collection, run_config, run_id,
-                                 RunWatcher(instance, run_id, lambda text: progress.update(task, description=text), step_done))
+    with Board(err, live=False if verbose else None) as board:
+        result = execute_watched(job, instance, collection, run_config, run_id, watch(board, instance, run_id, job, collection))
 
     summary = summarize(result, collection)
     render_summary(summary, out)

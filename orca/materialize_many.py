@@ -23,9 +23,10 @@ from multiprocessing import forkserver
 from multiprocessing.connection import Connection, wait
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import TaskID
 
 from orca.materialize_worker import FAILED, INTERRUPTED, OK, PRELOAD, Outcome, run_collection
+from orca.progress_display import INPUTS, Board
 from orca.report import render_overview, render_summary
 from orca_core.settings import OrcaSettings
 
@@ -36,7 +37,7 @@ WAIT_SECONDS = 0.5
 
 @dataclass
 class Slot:
-    """A running worker: its process, the read end of its pipe, and its line in the progress display."""
+    """A running worker: its process, the read end of its pipe, and its bar (steps, then inputs once it embeds)."""
 
     collection: str
     run_id: str
@@ -44,6 +45,7 @@ class Slot:
     connection: Connection
     task: TaskID
     preparing: bool = True  # starting, reading, chunking: until it embeds or waits for another run
+    embedding: bool = False  # its bar counts inputs from the embedding plan on
     started: float = field(default_factory=time.monotonic)
 
     def holds_back(self) -> bool:
@@ -54,19 +56,18 @@ class Scheduler:
     """Starts workers (at most `parallel` at a time), follows their messages, and collects their Outcomes."""
 
     def __init__(
-        self, settings: OrcaSettings, collections: list[str], parallel: int, force: bool, verbose: bool, progress: Progress
+        self, settings: OrcaSettings, collections: list[str], parallel: int, force: bool, verbose: bool, board: Board
     ):
         self.settings = settings
         self.pending = list(collections)
-        self.parallel, self.force, self.verbose, self.progress = parallel, force, verbose, progress
+        self.parallel, self.force, self.verbose, self.board = parallel, force, verbose, board
         self.context = multiprocessing.get_context("forkserver")
         self.slots: dict[Connection, Slot] = {}
         self.ended: list[multiprocessing.process.BaseProcess] = []  # reported their outcome; exiting
         self.stopping = False
         self.outcomes: dict[str, Outcome] = {}
-        width = max(len(name) for name in collections)
-        self.overall = progress.add_task("running", name=f"{'all':<{width}}", total=len(collections))
-        self.tasks = {name: progress.add_task("queued", name=f"{name:<{width}}", total=None, start=False) for name in collections}
+        self.overall = board.add("all", unit="collections", total=len(collections), description="running")
+        self.tasks = {name: board.add(name, description="queued", start=False) for name in collections}
 
     def run(self) -> bool:
         """Run every collection (Outcomes in `self.outcomes`); False when Ctrl-C stopped the workers."""
@@ -106,8 +107,7 @@ class Scheduler:
         process.start()
         writer.close()  # the worker holds the only write end now: its exit reads as EOF here
         task = self.tasks[collection]
-        self.progress.start_task(task)
-        self.progress.update(task, description=f"starting, run {run_id}")
+        self.board.start(task, f"starting, run {run_id}")
         self.slots[reader] = Slot(collection, run_id, process, reader, task)
 
     def receive(self, slot: Slot) -> None:
@@ -119,22 +119,34 @@ class Scheduler:
                                       error=f"its worker process ended without a result (exit code {slot.process.exitcode})"))
             return
         if kind == "total":
-            self.progress.update(slot.task, total=payload, completed=0)
+            self.board.update(slot.task, total=payload, completed=0)
         elif kind in ("describe", "embedding"):
             slot.preparing = slot.preparing and kind != "embedding"
-            self.progress.update(slot.task, description=payload)
+            self.board.describe(slot.task, payload)
+        elif kind == "inputs":
+            self.inputs(slot, payload)
         elif kind == "step":
-            self.progress.advance(slot.task)
+            if not slot.embedding:
+                self.board.advance(slot.task)
             if self.verbose:
-                self.progress.console.print(f"[bold]{slot.collection}[/]{payload}")
+                self.board.print(f"[bold]{slot.collection}[/]{payload}")
         elif kind == "note":
-            self.progress.console.print(payload)
+            self.board.print(payload)
             if payload.startswith("Waiting for run"):
                 slot.preparing = False  # another run of its collection may take long: let the next one start
-                self.progress.update(slot.task, description="waiting for another run of this collection")
+                self.board.describe(slot.task, "waiting for another run of this collection")
         elif kind == "done":
             self.ended.append(slot.process)  # joined at the end: its slot is free now
             self.finish(slot, payload)
+
+    def inputs(self, slot: Slot, inputs) -> None:
+        """The embedding step's progress (orca/run_watcher.py's Inputs): the collection's bar counts inputs now."""
+        if inputs.reused is not None and inputs.total == 0:
+            self.board.print(f"  {slot.collection}: nothing to embed, all {inputs.reused:,} distinct chunks are already embedded")
+            return
+        slot.embedding = True
+        self.board.update(slot.task, unit=INPUTS, completed=inputs.done, total=inputs.total, at=inputs.at,
+                          description="embeddings")
 
     def finish(self, slot: Slot, outcome: Outcome) -> None:
         if self.stopping and outcome.code != OK:
@@ -144,12 +156,11 @@ class Scheduler:
         self.outcomes[slot.collection] = outcome
         ok = outcome.code == OK
         state = "[green]✓ done[/]" if ok else ("[yellow]interrupted[/]" if outcome.code == INTERRUPTED else "[red]✗ failed[/]")
-        self.progress.update(slot.task, description=state)
-        self.progress.stop_task(slot.task)
-        self.progress.advance(self.overall)
+        self.board.stop(slot.task, state)
+        self.board.advance(self.overall)
         mark = "[green]✓[/]" if ok else "[red]✗[/]"
         first = outcome.error.splitlines()[0] if outcome.error else ""
-        self.progress.console.print(
+        self.board.console.print(
             f"{mark} {slot.collection} [dim]{outcome.seconds:.1f}s[/] run {slot.run_id}" + (f": {first}" if first else ""),
             highlight=False,
         )
@@ -162,7 +173,7 @@ class Scheduler:
         self.pending.clear()
         for slot in self.slots.values():
             _signal(slot.process.pid, signal.SIGINT)
-            self.progress.update(slot.task, description="[yellow]stopping[/]")
+            self.board.describe(slot.task, "[yellow]stopping[/]")
         deadline = time.monotonic() + GRACE_SECONDS
         try:
             while self.slots and time.monotonic() < deadline:
@@ -223,12 +234,10 @@ def materialize_many(
     out.print(f"Materializing {len(collections)} collections, {min(parallel, len(collections))} at a time"
               f"{' (force: re-embedding everything)' if force else ''}: {', '.join(collections)}")
 
-    columns = (SpinnerColumn(), TextColumn("{task.fields[name]}", style="bold"), BarColumn(bar_width=24),
-               MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM stops the workers like Ctrl-C
     try:
-        with Progress(*columns, console=err, transient=True, refresh_per_second=4) as progress:
-            scheduler = Scheduler(settings, collections, parallel, force, verbose, progress)
+        with Board(err, live=False if verbose else None) as board:
+            scheduler = Scheduler(settings, collections, parallel, force, verbose, board)
             completed = scheduler.run()
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -4,7 +4,8 @@ Workers are forked from a multiprocessing forkserver that imported Dagster and O
 (PRELOAD), so a worker starts in milliseconds instead of paying seconds of imports per collection. A worker
 runs exactly what the one-collection command runs (wait for other runs of the collection, then
 `execute_in_process` on the instance under DAGSTER_HOME, so the run is recorded as usual) and reports
-over a pipe: progress messages while it runs, then one `Outcome`.
+over a pipe: progress messages while it runs (steps, and the embedding step's inputs as
+orca/run_watcher.py's `Inputs`), then one `Outcome`.
 
 This module stays light at import: the parent imports it to name the worker's entry point.
 """
@@ -91,7 +92,7 @@ def _run(reporter: Reporter, settings: OrcaSettings, collection: str, run_id: st
     from orca.home import open_instance
     from orca.materialize import execute_watched, failure_message, prepare_job, wait_for_collection
     from orca.report import summarize
-    from orca.run_watcher import RunWatcher
+    from orca.run_watcher import RunWatcher, embedding_reader
 
     if not verbose:
         quiet_dagster_warnings()
@@ -104,7 +105,8 @@ def _run(reporter: Reporter, settings: OrcaSettings, collection: str, run_id: st
     def describe(text: str) -> None:
         reporter.send("embedding" if text == EMBED_STEP else "describe", text)
 
-    watcher = RunWatcher(instance, run_id, describe, lambda line: reporter.send("step", line))
+    watcher = RunWatcher(instance, run_id, describe, lambda line: reporter.send("step", line),
+                         on_log=embedding_reader(lambda inputs: reporter.send("inputs", inputs)))
     result = execute_watched(job, instance, collection, run_config, run_id, watcher)
     summary = summarize(result, collection).portable()
     if not result.success:

@@ -1,6 +1,7 @@
-"""`orca search`: rank a collection's index against a query with the configured embedder, as a table.
+"""`orca search`: rank a collection's index against a query, as a table or as JSON.
 
-The ranking itself is `orca_core.search`, shared with the REST intake's `/v1/search`.
+The ranking itself is `orca_core.search`, shared with the REST intake's `/v1/search`; the query is embedded
+by the embedder that built the index when it is available here (orca_resources/query_embedder.py).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from orca_core.search import SearchError, SearchRow
+from orca_core.search import SearchError, SearchResult, SearchRow
 from orca_core.search_filter import SearchFilter
 from orca_core.settings import OrcaSettings
 from orca_resources.embedders import build_embedder
@@ -21,17 +22,29 @@ SNIPPET_CHARS = 160
 
 def search(
     settings: OrcaSettings, collection: str, query: str, k: int, where: SearchFilter | None = None
-) -> list[SearchRow]:
+) -> SearchResult:
     """The `k` best chunks of `collection` for `query` among those `where` keeps; SearchError (with what to
     do) when it cannot answer."""
     embedder = build_embedder(settings)  # the embedder the runs use: one factory chooses it for both
     try:
-        result = search_collection(settings, embedder, collection, query, k, where)
+        return search_collection(settings, embedder, collection, query, k, where)
     except EmbedderError as error:
         raise SearchError(f"could not embed the query: {error}") from error
     finally:
         embedder.close()
-    return result.results
+
+
+def as_json(found: SearchResult, collection: str, query: str) -> dict:
+    """The answer of `orca search --json`: the shape of the intake's `POST /v1/search`, plus the query."""
+    return {"collection": collection, "query": query, "model": found.model, "embedder": found.embedder,
+            "results": found.results}  # fmt: skip
+
+
+def embedder_note(found: SearchResult, settings: OrcaSettings) -> str | None:
+    """A line saying the query went to another embedder than ORCA_EMBEDDER names (the one that built the index)."""
+    if not found.embedder or found.embedder == settings.embedder:
+        return None
+    return f"The query was embedded by {found.model} ({found.embedder}), the embedder that built this index."
 
 
 def snippet(text: str, width: int = SNIPPET_CHARS) -> str:

@@ -1,7 +1,9 @@
 """A tiny process supervisor for `orca up`: start children, watch them, stop them all cleanly.
 
-Each child runs in its own process group, so a stop also reaches what it started itself (Dagster's
-code servers), and Ctrl-C in the terminal reaches only Orca, which then stops the children in order.
+Each child runs in its own process group, so a stop also reaches what it started itself (the code
+server's workers, runs), and Ctrl-C in the terminal reaches only Orca, which then stops the children in
+order. Given an `output` factory, a child's stdout and stderr go through a pipe that a thread drains into
+its log (orca/child_output.py); without one, the child writes to Orca's own terminal.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from orca.child_output import ChildOutput
 
 STOP_TIMEOUT_SECONDS = 20.0
 # How a child that got our SIGTERM may end and still count as a clean stop: 0, or killed by that very signal
@@ -30,6 +34,7 @@ class ChildSpec:
     argv: list[str]
     url: str | None = None
     ready_path: str | None = None  # GET this under `url` to know the child serves
+    ready_port: int | None = None  # or: the child serves once this loopback TCP port accepts connections
 
 
 @dataclass
@@ -38,6 +43,7 @@ class Child:
 
     spec: ChildSpec
     process: subprocess.Popen = field(repr=False)
+    output: ChildOutput | None = field(default=None, repr=False)
 
     @property
     def pid(self) -> int:
@@ -72,17 +78,24 @@ def _group_alive(pid: int) -> bool:
 class Supervisor:
     """Runs a set of children until one of them dies or a stop is requested."""
 
-    def __init__(self, env: dict[str, str], log: Callable[[str], None]):
+    def __init__(
+        self, env: dict[str, str], log: Callable[[str], None], output: Callable[[ChildSpec], ChildOutput] | None = None
+    ):
         self.env = env
         self.log = log
+        self.output = output
         self.children: list[Child] = []
         self.stop_requested = threading.Event()
         self.stop_reason = ""
 
     def start(self, spec: ChildSpec) -> Child:
         """Start `spec` in its own process group with the shared environment."""
-        process = subprocess.Popen(spec.argv, env=self.env, process_group=0, preexec_fn=_die_with_parent)
-        child = Child(spec, process)
+        output = self.output(spec) if self.output is not None else None
+        piped = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "stdin": subprocess.DEVNULL} if output else {}
+        process = subprocess.Popen(spec.argv, env=self.env, process_group=0, preexec_fn=_die_with_parent, **piped)
+        if output is not None:
+            output.follow(process.stdout, spec.name)
+        child = Child(spec, process, output)
         self.children.append(child)
         return child
 
@@ -149,6 +162,9 @@ class Supervisor:
             time.sleep(0.1)
         for child in self.children:
             _signal_group(child.pid, signal.SIGKILL)
+        for child in self.children:
+            if child.output is not None:
+                child.output.finish()
         return outcomes
 
 

@@ -1,13 +1,16 @@
 """`orca up`: the embedded default deployment — webserver, daemon and REST intake on one ORCA_HOME/DAGSTER_HOME.
 
-Production shape on one machine: `dagster-webserver` plus exactly one `dagster-daemon run`, sharing
-DAGSTER_HOME, dagster.yaml and the workspace, and the REST intake (`python -m orca_intake`) writing into the
-same inbox and intake queue that the daemon's sensors read. All three get the same environment
-(`OrcaSettings.child_environ()`, with the embedder actually chosen at start), and the sample collection is
-seeded before they start.
+Production shape on one machine: one Dagster code server (orca/code_server.py) that `dagster-webserver` and
+exactly one `dagster-daemon run` both load the code from, sharing DAGSTER_HOME and dagster.yaml, and the REST
+intake (`python -m orca_intake`) writing into the same inbox and intake queue that the daemon's sensors read.
+All of them get the same environment (`OrcaSettings.child_environ()`, with the embedder actually chosen at
+start), and the sample collection is seeded before they start.
+
+The terminal stays calm: a banner, then a line per finished run (orca/run_lines.py); the children's output
+goes to `$ORCA_HOME/logs/` (orca/child_output.py), and to the terminal too with `-v`.
 
 An intake that would refuse to start (a non-loopback ORCA_INTAKE_HOST without ORCA_INTAKE_TOKENS or a JWT
-setting) is caught before anything starts: `orca up` prints why and exits 2.
+setting) or a taken ORCA_CODE_SERVER_PORT is caught before anything starts: `orca up` prints why and exits 2.
 """
 
 from __future__ import annotations
@@ -15,14 +18,27 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 from rich.console import Console
-from rich.table import Table
 
+from orca.child_output import ChildOutput
+from orca.code_server import (
+    CodeLocation,
+    CodeServerPortTaken,
+    accepts_connections,
+    choose_port,
+    code_location,
+    server_argv,
+    write_workspace,
+)
 from orca.home import open_instance, prepare_home, project_file, register_collection, seed_samples
-from orca.supervisor import ChildSpec, Supervisor
+from orca.run_lines import RunFeed
+from orca.supervisor import Child, ChildSpec, Supervisor
+from orca.up_console import Terminal, banner, log_path, process_table, report_death
+from orca.up_record import remove_record, write_record
 from orca_core.layout import SAMPLE_COLLECTION
 from orca_core.settings import OrcaSettings
 from orca_resources.errors import EmbedderError
@@ -63,17 +79,21 @@ def intake_url(settings: OrcaSettings) -> str:
     return local_url(settings.intake_host, settings.intake_port)
 
 
-def child_specs(settings: OrcaSettings, *, intake: bool = True, module: str | None = None) -> list[ChildSpec]:
-    """The processes `orca up` supervises, in start order (stopped in reverse: intake, daemon, webserver)."""
-    location = location_args(module)
+def child_specs(
+    settings: OrcaSettings, *, location: CodeLocation, code_port: int, workspace: Path, intake: bool = True
+) -> list[ChildSpec]:
+    """The processes `orca up` supervises, in start order (stopped in reverse: intake, daemon, webserver, code
+    server). The webserver and the daemon load the code from the one code server, through `workspace`."""
     specs = [
+        ChildSpec("code-server", server_argv(_executable("dagster"), location, code_port), ready_port=code_port),
         ChildSpec(
             "webserver",
-            [_executable("dagster-webserver"), "-h", "127.0.0.1", "-p", str(settings.webserver_port), *location],
+            [_executable("dagster-webserver"), "-h", "127.0.0.1", "-p", str(settings.webserver_port),
+             "-w", str(workspace)],
             url=local_url("127.0.0.1", settings.webserver_port),
             ready_path="/server_info",
         ),
-        ChildSpec("daemon", [_executable("dagster-daemon"), "run", *location]),
+        ChildSpec("daemon", [_executable("dagster-daemon"), "run", "-w", str(workspace)]),
     ]
     if intake:
         specs.append(
@@ -145,87 +165,116 @@ def choose_embedder(settings: OrcaSettings, console: Console) -> OrcaSettings:
     return settings
 
 
+def serves(spec: ChildSpec) -> bool:
+    """Whether the child answers on its ready URL or port (True for one with neither)."""
+    if spec.ready_port is not None:
+        return accepts_connections(spec.ready_port)
+    if spec.ready_path is None:
+        return True
+    try:
+        return httpx.get(f"{spec.url}{spec.ready_path}", timeout=2.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def wait_until_ready(supervisor: Supervisor, spec: ChildSpec, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
-    """Poll the child's ready URL; False when it died, a stop was requested, or time ran out."""
+    """Poll the child until it serves; False when a child died, a stop was requested, or time ran out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not supervisor.stop_requested.is_set():
         if supervisor.dead_child() is not None:
             return False
-        try:
-            if httpx.get(f"{spec.url}{spec.ready_path}", timeout=2.0).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
+        if serves(spec):
+            return True
         supervisor.stop_requested.wait(0.5)
     return False
 
 
-def up(settings: OrcaSettings, console: Console, *, intake: bool = True, module: str | None = None) -> int:
+def start_children(supervisor: Supervisor, specs: list[ChildSpec], terminal: Terminal) -> Child | None:
+    """The code server first (the others load from it), then the rest; the first child that did not come to
+    serve in time (None once all of them serve, or when one died or a stop was requested: `wait` tells)."""
+    first, rest = specs[0], specs[1:]
+    child = supervisor.start(first)
+    if not wait_until_ready(supervisor, first):
+        return child
+    for spec in rest:
+        supervisor.start(spec)
+    terminal.table(process_table(supervisor.children))
+    for child in supervisor.children[1:]:
+        if not child.spec.ready_path:
+            continue
+        if not wait_until_ready(supervisor, child.spec):
+            return child
+        terminal.say(f"{child.spec.name} ready at {child.spec.url}")
+    return None
+
+
+def up(
+    settings: OrcaSettings, console: Console, *, intake: bool = True, module: str | None = None, verbose: bool = False
+) -> int:
     """Run the deployment until Ctrl-C/SIGTERM or until a child dies; the exit code.
 
     0: stopped on request and every child stopped cleanly (0, or ended by our SIGTERM); 1: a child died on its
-    own, or did not stop cleanly; 2: the intake would refuse its settings (checked before anything starts).
+    own, did not serve in time, or did not stop cleanly; 2: the intake would refuse its settings,
+    ORCA_CODE_SERVER_PORT is taken, or the workspace cannot be served (checked before anything starts).
     """
+    started = datetime.now(UTC)
+    errors = Console(stderr=True, soft_wrap=True)
     if intake and (refusal := intake_refusal(settings)):
-        Console(stderr=True, soft_wrap=True).print(f"orca up: error: {refusal}", markup=False, highlight=False)
+        errors.print(f"orca up: error: {refusal}", markup=False, highlight=False)
+        return USAGE_ERROR
+    try:
+        location = code_location(module, project_file("workspace.yaml"))
+        code_port = choose_port(settings)
+    except (CodeServerPortTaken, ValueError) as error:
+        errors.print(f"orca up: error: {error}", markup=False, highlight=False)
         return USAGE_ERROR
     settings = choose_embedder(settings, console)
     prepare_home(settings)
     seeded = seed_samples(settings)
     # Creating the SQLite storage here, before two children race to create it, also registers the samples.
-    register_collection(open_instance(settings), SAMPLE_COLLECTION)
+    instance = open_instance(settings)
+    register_collection(instance, SAMPLE_COLLECTION)
     if seeded:
         console.print(f"Seeded the sample collection into {seeded}", markup=False)
 
-    supervisor = Supervisor(settings.child_environ(), log=lambda line: console.print(line, markup=False))
+    terminal = Terminal(console)
+    supervisor = Supervisor(
+        settings.child_environ(), log=terminal.say,
+        output=lambda spec: ChildOutput(log_path(settings, spec.name), echo=terminal.echo if verbose else None),
+    )
     supervisor.install_signal_handlers()
-    console.print(f"ORCA_HOME {settings.home}\nDAGSTER_HOME {settings.dagster_home}", markup=False, highlight=False)
-    table = Table(title="Orca processes", title_justify="left")
-    for column in ("process", "pid", "url"):
-        table.add_column(column)
-    for spec in child_specs(settings, intake=intake, module=module):
-        child = supervisor.start(spec)
-        table.add_row(spec.name, str(child.pid), spec.url or "")
-        if spec.name == "intake":
-            table.add_row("", "", f"{spec.url}/docs (API docs)")
-    console.print(table)
+    workspace = write_workspace(settings, location, code_port)
+    specs = child_specs(settings, location=location, code_port=code_port, workspace=workspace, intake=intake)
+    feed = RunFeed(instance, settings, terminal.markup, since=started)
+    slow = start_children(supervisor, specs, terminal)
+    failed_start = slow is not None and not supervisor.stop_requested.is_set() and supervisor.dead_child() is None
+    if slow is None:
+        banner(terminal, settings, webserver=local_url("127.0.0.1", settings.webserver_port),
+               intake=intake_url(settings) if intake else None, inbox=inbox_url(settings), verbose=verbose)
+        write_record(settings, code_port=code_port)  # for `orca status`: the embedder and port chosen here
+        feed.start()
+    elif failed_start:
+        log = f" (see {slow.output.path})" if slow.output is not None else ""
+        terminal.say(f"error: {slow.spec.name} did not serve within {READY_TIMEOUT_SECONDS:.0f}s{log}")
 
-    for child in supervisor.children:
-        if child.spec.ready_path and wait_until_ready(supervisor, child.spec):
-            console.print(f"{child.spec.name} ready at {child.spec.url}", markup=False)
-    if not supervisor.stop_requested.is_set() and supervisor.dead_child() is None:
-        console.print(f"Dagster webserver: {local_url('127.0.0.1', settings.webserver_port)}", markup=False)
-        if intake:
-            console.print(
-                f"REST intake:       {intake_url(settings)}  (API docs: {intake_url(settings)}/docs)", markup=False
-            )
-        posted = f" or POST them to {intake_url(settings)}/v1/collections/<collection>/documents" if intake else ""
-        console.print(
-            f"Drop files into {inbox_url(settings)}/<collection>/{posted}: the sensors start a run within seconds. "
-            "Press Ctrl-C to stop.",
-            markup=False,
-        )
-
-    dead = supervisor.wait()
+    dead = None if failed_start else supervisor.wait()
+    feed.stop()
+    remove_record(settings)
     if dead is not None:
-        console.print(
-            f"error: {dead.spec.name} (pid {dead.pid}) exited unexpectedly with code {dead.process.returncode}; "
-            "stopping the others",
-            markup=False,
-        )
-    else:
-        console.print(f"Received {supervisor.stop_reason or 'stop'}: shutting down.", markup=False)
+        report_death(terminal, dead, f"code {dead.process.returncode}")
+    elif not failed_start:
+        terminal.say(f"Received {supervisor.stop_reason or 'stop'}: shutting down.")
     outcomes = supervisor.stop()
     unclean = []
     for child, how in outcomes:
         if child is not dead:
-            console.print(f"{child.spec.name} (pid {child.pid}) {how}", markup=False)
+            terminal.say(f"{child.spec.name} (pid {child.pid}) {how}")
             if how != "stopped":
                 unclean.append(child.spec.name)
-    console.print("All Orca processes stopped.", markup=False)
+    terminal.say("All Orca processes stopped.")
     if unclean:
-        console.print(f"error: not a clean stop: {', '.join(unclean)} (see above)", markup=False)
-    return 1 if dead is not None or unclean else 0
+        terminal.say(f"error: not a clean stop: {', '.join(unclean)} (see above)")
+    return 1 if dead is not None or unclean or failed_start else 0
 
 
 def inbox_url(settings: OrcaSettings) -> str:

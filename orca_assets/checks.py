@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +19,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from orca_assets.partitions import collections_partitions
+from orca_assets.partitions import collection_check_spec
 from orca_core.layout import CHUNKS_FILE, DOCUMENTS_FILE, FAILED_CHUNKS_FILE, INDEX_VERDICTS_FILE
 from orca_resources.warehouse import ROW_GROUP_ROWS, WarehouseResource, open_parquet, read_footer, read_parquet
 
 UNIT_NORM_TOLERANCE = 1e-3
 INDEX_ASSET = "embedding_index"
-
-# Partitioned checks are a preview feature we rely on knowingly (results per collection in the UI); its
-# warning would otherwise repeat in every process that loads the code.
-warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
 
 
 @dataclass(frozen=True)
@@ -155,12 +150,11 @@ INDEX_CHECKS = [
 ]
 
 INDEX_CHECK_SPECS = [
-    dg.AssetCheckSpec(
+    collection_check_spec(
         check.name,
-        asset=INDEX_ASSET,
-        description=f"{check.description} Blocking: evaluated on the staged index, which is published only if it passes.",
+        INDEX_ASSET,
+        f"{check.description} Blocking: evaluated on the staged index, which is published only if it passes.",
         blocking=True,
-        partitions_def=collections_partitions,
     )
     for check in INDEX_CHECKS
 ]

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from orca_assets.extraction_pool import read_documents
 from orca_assets.inbox_scan import InboxFile, scan_inbox
-from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
+from orca_assets.partitions import EMBEDDING_GROUP, collection_check_spec, collections_partitions
 from orca_assets.unchanged import file_identity, forget, recall, remember
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.formats import MAX_TEXT_BYTES, is_packaged
@@ -106,11 +106,10 @@ def _documents_table(warehouse: WarehouseResource, collection: str, rows: list[d
     kinds={"python", "parquet"},
     description="Every document of the collection's inbox as text, with its content hash and status.",
     check_specs=[
-        dg.AssetCheckSpec(
+        collection_check_spec(
             FAILED_DOCUMENTS_CHECK,
-            asset="documents",
-            partitions_def=collections_partitions,
-            description="Warns when documents could not be read (each with its reason in failed_documents.parquet).",
+            "documents",
+            "Warns when documents could not be read (each with its reason in failed_documents.parquet).",
         )
     ],
 )

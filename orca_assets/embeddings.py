@@ -10,7 +10,7 @@ import pyarrow as pa
 
 from orca_assets.chunks import chunks
 from orca_assets.embedding_store import EmbeddingStore, embedding_key
-from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
+from orca_assets.partitions import EMBEDDING_GROUP, OLLAMA_POOL, collections_partitions
 from orca_assets.unchanged import file_identity, forget, recall, remember
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.embedder import Embedder
@@ -54,7 +54,7 @@ def _text_batches(texts: pa.ChunkedArray, rows: list[int], size: int) -> Iterato
     deps=[chunks],
     group_name=EMBEDDING_GROUP,
     kinds={"ollama", "parquet"},
-    pool="ollama",  # the instance's limit on this pool caps embedding steps sharing the Ollama servers
+    pool=OLLAMA_POOL,  # the instance's limit on this pool caps embedding steps sharing the Ollama servers
     description="One vector per distinct chunk text for the current embedder; only new or changed chunks are sent.",
 )
 @one_writer_per_collection

@@ -14,7 +14,8 @@ embedding_assets = [documents, chunks, embeddings, embedding_index]
 embed_collection_job = dg.define_asset_job(
     name="embed_collection_job",
     # The group, resolved against the Definitions: the four assets (their checks with them) and, when
-    # ORCA_PGVECTOR_URL adds it to the graph, the pgvector sink.
+    # ORCA_PGVECTOR_URL adds it to the graph, the pgvector sink. `index_follows_inbox` (where the Definitions
+    # have it) runs last, so a run that brings the index up to date also clears the collection's warning.
     selection=dg.AssetSelection.groups(EMBEDDING_GROUP),
     description="Bring one collection's index up to date: read, chunk, embed what changed, publish.",
     tags={KIND_TAG: "embed"},

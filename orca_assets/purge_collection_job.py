@@ -1,5 +1,11 @@
 """`purge_collection_job`: remove a collection's derived data and partition, never racing a run writing it.
 
+The job is partitioned by collection (the `collections` dynamic partitions): the partition key names the
+collection, so the launchpad offers the collections to choose from and every run carries
+`dagster/partition=<collection>`. Its run config holds only the options, `delete_inbox` and `wait_seconds`.
+The run deletes its own partition; Dagster does not look the key up again once a run has started, so the
+remaining steps and the run's end go on normally (tests/orca_assets/test_purge_collection_job.py).
+
 Two ops. `wait_until_collection_idle` looks for runs of `embed_collection_job` of the collection that are
 in progress; it waits up to `wait_seconds` for them to end, then refuses (fails, having touched nothing).
 `purge_collection` then:
@@ -14,10 +20,10 @@ in progress; it waits up to `wait_seconds` for them to end, then refuses (fails,
 Without `delete_inbox` the documents stay: the inbox sensor registers the folder again as a collection on
 its next tick, and the next change or the nightly reindex rebuilds its index from scratch.
 
-Run queue: launched through the intake, a purge run carries the tag `dagster/partition=<collection>`, so
-dagster.yaml's per-partition limit keeps it and the collection's embed runs one at a time. Then embed runs
-still *queued* are waiting for this purge and do not count as in progress. Launched from the launchpad
-without that tag, queued embed runs count too (the queue could start one at any moment).
+Run queue: as a partitioned run, a purge carries `dagster/partition=<collection>`, so dagster.yaml's
+per-partition limit keeps it and the collection's embed runs one at a time, however it was launched (the
+intake, the launchpad, or `orca purge`, whose in-process run holds queued runs back once it has started).
+Embed runs still *queued* are therefore waiting for this purge and do not count as in progress.
 
 With ORCA_PGVECTOR_URL set, orca/definitions.py serves `purge_collection_with_pgvector_job` under the same
 name: a third op, `drop_pgvector_table`, drops the collection's table once the rest is gone. Without the
@@ -31,7 +37,7 @@ import uuid
 from pathlib import Path
 
 import dagster as dg
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from orca_assets.jobs import embed_collection_job
 from orca_assets.partitions import collections_partitions
@@ -53,9 +59,9 @@ _ACTIVE = [
 
 
 class PurgeConfig(dg.Config):
-    """Which collection to purge, whether its documents go too, and how long to wait for a run of it."""
+    """Whether the collection's documents go too, and how long to wait for a run of it (the partition is the
+    collection)."""
 
-    collection: str = Field(description="The collection to purge.")
     delete_inbox: bool = Field(
         False, description="Also delete its inbox folder, i.e. the documents themselves. Off: only the derived "
         "data and the partition go, and the collection is rebuilt from its documents later."
@@ -64,19 +70,26 @@ class PurgeConfig(dg.Config):
         0, ge=0, description="How long to wait for an embed run of the collection in progress (0: refuse at once)."
     )
 
-    @field_validator("collection")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        return check_collection(value)
 
-
-def _busy_runs(instance: dg.DagsterInstance, collection: str, include_queued: bool) -> list[dg.DagsterRun]:
-    statuses = _ACTIVE + ([dg.DagsterRunStatus.QUEUED] if include_queued else [])
+def _busy_runs(instance: dg.DagsterInstance, collection: str) -> list[dg.DagsterRun]:
     return list(
         instance.get_runs(
-            dg.RunsFilter(job_name=embed_collection_job.name, tags={PARTITION_TAG: collection}, statuses=statuses)
+            dg.RunsFilter(job_name=embed_collection_job.name, tags={PARTITION_TAG: collection}, statuses=_ACTIVE)
         )
     )
+
+
+def run_collection(context: dg.OpExecutionContext) -> str:
+    """The collection this run purges: its partition key, checked like any collection name."""
+    if not context.has_partition_key:
+        raise dg.Failure(
+            description="purge_collection_job purges one collection: launch it for a partition (the collection)",
+            allow_retries=False,
+        )
+    try:
+        return check_collection(context.partition_key)
+    except ValueError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from None
 
 
 def _describe(runs: list[dg.DagsterRun]) -> str:
@@ -87,17 +100,10 @@ def _describe(runs: list[dg.DagsterRun]) -> str:
 @dg.op(description="Wait (up to wait_seconds) until no embed run of the collection is in progress, else refuse.")
 def wait_until_collection_idle(context: dg.OpExecutionContext, config: PurgeConfig) -> dg.Output[dict]:
     """The purge plan, once no `embed_collection_job` run of the collection is in progress."""
-    collection = config.collection
-    queued_behind = context.run.tags.get(PARTITION_TAG) == collection
-    if not queued_behind:
-        context.log.warning(
-            f"this run has no tag {PARTITION_TAG}={collection}, so the run queue does not hold embed runs of "
-            f"{collection} back while it purges; queued ones count as in progress. Launch purges through the "
-            "intake (POST /v1/jobs, kind purge) or add that tag."
-        )
+    collection = run_collection(context)
     started = time.monotonic()
     told = False
-    while busy := _busy_runs(context.instance, collection, include_queued=not queued_behind):
+    while busy := _busy_runs(context.instance, collection):
         waited = time.monotonic() - started
         if waited >= config.wait_seconds:
             raise dg.Failure(
@@ -115,7 +121,8 @@ def wait_until_collection_idle(context: dg.OpExecutionContext, config: PurgeConf
         time.sleep(min(POLL_SECONDS, max(0.0, config.wait_seconds - waited)))
     waited = round(time.monotonic() - started, 3)
     context.log.info(f"no embed run of {collection} in progress; purging it")
-    return dg.Output(config.model_dump(), metadata={"collection": collection, "waited_seconds": waited})
+    plan = {"collection": collection, **config.model_dump()}
+    return dg.Output(plan, metadata={"collection": collection, "waited_seconds": waited})
 
 
 def _size(folder: Path) -> tuple[int, int]:
@@ -209,6 +216,7 @@ def purge_collection(
     description="Remove a collection's index, warehouse data and partition (its inbox only with delete_inbox); "
     "refuses, or waits, while an embed run of it is in progress.",
     tags={KIND_TAG: "purge"},
+    partitions_def=collections_partitions,
 )
 def purge_collection_job() -> None:
     """wait_until_collection_idle -> purge_collection."""
@@ -230,6 +238,7 @@ def drop_pgvector_table(context: dg.OpExecutionContext, summary: dict, pgvector:
     name=purge_collection_job.name,  # the same job for sensors, the intake and the launchpad; one more step
     description=purge_collection_job.description,
     tags={KIND_TAG: "purge"},
+    partitions_def=collections_partitions,
 )
 def purge_collection_with_pgvector_job() -> None:
     """wait_until_collection_idle -> purge_collection -> drop_pgvector_table."""

@@ -87,10 +87,11 @@ class LoadedIndex:
 
 @dataclass(frozen=True)
 class SearchResult:
-    """The model that ranked and the results, best first."""
+    """The model that ranked, the results (best first) and which of Orca's embedders embedded the query."""
 
     model: str
     results: list[SearchRow]
+    embedder: str = ""
 
 
 _cache: OrderedDict[Path, tuple[tuple[int, int, int], LoadedIndex]] = OrderedDict()

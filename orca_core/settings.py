@@ -9,7 +9,6 @@ environment to parse it again (child processes get `child_environ()`).
 
 from __future__ import annotations
 
-import contextvars
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -17,12 +16,12 @@ from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AliasChoices, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
-from pydantic_settings.sources.utils import parse_env_vars
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from orca_core.formats import MAX_TEXT_BYTES
 from orca_core.layout import LocalLayout
 from orca_core.settings_errors import describe
+from orca_core.settings_sources import EnvironSource, given_environ, load_env_file
 from orca_core.storage import Storage, check_storage_url, open_storage
 
 ENV_PREFIX = "ORCA_"
@@ -30,9 +29,6 @@ ENV_PREFIX = "ORCA_"
 FOREIGN_NAMES = {"ollama_host": "OLLAMA_HOST", "dagster_home": "DAGSTER_HOME"}
 EmbedderName = Literal["ollama", "hashing"]
 EMBEDDERS: tuple[str, ...] = get_args(EmbedderName)
-
-# `from_env(mapping)` reads this mapping instead of os.environ, for the duration of the call.
-_environ: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("orca_environ", default=None)
 
 PositiveInt = Annotated[int, Field(ge=1)]
 # A guessable token or secret opens the intake to anyone: refused at start, not accepted silently.
@@ -60,17 +56,6 @@ def split_hosts(value: str) -> list[str]:
         if host:
             hosts.append(host if "://" in host else f"http://{host}")
     return hosts
-
-
-class _EnvironSource(EnvSettingsSource):
-    """The process environment, or the mapping `OrcaSettings.from_env` was given."""
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        environ = _environ.get()
-        return parse_env_vars(
-            os.environ if environ is None else environ, self.case_sensitive, self.env_ignore_empty,
-            self.env_parse_none_str,
-        )
 
 
 class OrcaSettings(BaseSettings):
@@ -106,6 +91,10 @@ class OrcaSettings(BaseSettings):
     webserver_url: str = Field(
         default_factory=lambda data: f"http://127.0.0.1:{data['webserver_port']}",
         description="The webserver as users reach it, for run links (http://127.0.0.1:<port>).",
+    )
+    code_server_port: int = Field(
+        0, ge=0, le=65535,
+        description="Port of the Dagster code server `orca up` shares between webserver and daemon; 0: a free one.",
     )
     # -- the REST intake ------------------------------------------------------------------------------
     intake_db_url: str = Field(
@@ -169,24 +158,30 @@ class OrcaSettings(BaseSettings):
     inbox_sweep_ticks: PositiveInt = Field(
         8, description="The inbox sensor re-stats every file at least once in this many ticks."
     )
+    freshness_minutes: PositiveInt = Field(
+        60, description="Minutes an inbox change may wait for its collection's index before the freshness check warns."
+    )
 
     @classmethod
     def settings_customise_sources(
         cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource, **_: PydanticBaseSettingsSource
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Arguments, then the environment (or `from_env`'s mapping); no dotenv or secrets files."""
-        return init_settings, _EnvironSource(settings_cls)
+        """Arguments, then the environment (or `from_env`'s mapping; orca_core/settings_sources.py)."""
+        return init_settings, EnvironSource(settings_cls)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OrcaSettings:
-        """Read the environment (or `environ`); SettingsError naming the variable when a value is invalid."""
-        token = _environ.set(environ)
+        """Read the environment, over a `.env` file in the working directory (or only `environ`, when given);
+        SettingsError naming the variable when a value is invalid."""
+        if environ is None:
+            load_env_file()
+        token = given_environ.set(environ)
         try:
             return cls()
         except ValidationError as error:
             raise SettingsError(describe(error, cls.model_fields, env_name, SECRET_FIELDS)) from None
         finally:
-            _environ.reset(token)
+            given_environ.reset(token)
 
     @field_validator("embedder", mode="before")
     @classmethod

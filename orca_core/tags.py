@@ -14,6 +14,7 @@ SOURCE_INBOX = "inbox"
 SOURCE_INTAKE = "intake"
 SOURCE_SCHEDULE = "schedule"
 SOURCE_CLI = "orca materialize"
+SOURCE_CLI_PURGE = "orca purge"
 
 # What a job does (set by each job's definition): one of "embed", "purge", "prepare_model".
 KIND_TAG = "orca/kind"

@@ -20,12 +20,13 @@ from orca_core.settings import OrcaSettings
 from orca_intake.auth import authenticate
 from orca_intake.auth_first import AuthenticateFirst
 from orca_intake.browser_guard import BrowserGuard
+from orca_intake.docs import OPENAPI_TAGS, install_docs
 from orca_intake.errors import install_error_handlers
 from orca_intake.group_commit import DocumentWriter
 from orca_intake.limits import BodySizeLimit
 from orca_intake.metrics import IntakeMetrics, MetricsMiddleware
 from orca_intake.rate_limit import RateLimiter
-from orca_intake.routers import collections, documents, embeddings, health, jobs, search
+from orca_intake.routers import collections, documents, embeddings, health, job_control, jobs, models, search
 from orca_intake.run_metrics import shared_instance
 from orca_resources.embedders import build_embedder
 from orca_resources.intake_queue import IntakeQueue
@@ -38,7 +39,7 @@ object store `ORCA_STORAGE_URL` names) and a request is queued; Dagster
 sensors turn requests into runs that update the collection's embedding index. Every error is JSON:
 `{"error": {"code": "...", "message": "..."}}`. When `ORCA_INTAKE_TOKENS` (or a JWT setting) is set, every
 `/v1` endpoint needs `Authorization: Bearer <token>`, and so do `/health/detailed` and `/metrics` unless
-`ORCA_INTAKE_OPERATIONS_ACCESS=terse`; `/health/live` and `/health/ready` are always open.
+`ORCA_INTAKE_OPERATIONS_ACCESS=terse`; `/health`, `/health/live`, `/health/ready` and these pages are always open.
 """
 
 
@@ -92,7 +93,10 @@ def _document_upload_schemas(app: FastAPI) -> None:
 def create_app(settings: OrcaSettings | None = None) -> FastAPI:
     """Build the intake; `settings` defaults to the environment's."""
     settings = settings or OrcaSettings.from_env()
-    app = FastAPI(title="Orca intake", version=_version(), description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Orca intake", version=_version(), description=DESCRIPTION, lifespan=lifespan,
+        openapi_tags=OPENAPI_TAGS, docs_url=None, redoc_url=None,  # install_docs serves them without a CDN
+    )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.intake_rate_limit)
     app.state.dagster_instance = None
@@ -117,8 +121,10 @@ def create_app(settings: OrcaSettings | None = None) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     # The /v1 routers carry their prefix themselves, so route templates in metrics include it.
     protected = [Depends(authenticate)]
-    for router in (documents.router, jobs.router, collections.router, search.router, embeddings.router):
+    routers = (documents, jobs, job_control, collections, search, embeddings, models)
+    for router in (module.router for module in routers):
         app.include_router(router, dependencies=protected)
     app.include_router(health.router)
+    install_docs(app)
     _document_upload_schemas(app)
     return app

@@ -70,6 +70,12 @@ class NotFound(IntakeError):
     status_code, code = 404, "not_found"
 
 
+class Conflict(IntakeError):
+    """The request cannot be done in the resource's current state (409), e.g. canceling a finished job."""
+
+    status_code, code = 409, "conflict"
+
+
 class PayloadTooLarge(IntakeError):
     """Too many documents, or a document or body over its limit (413)."""
 

@@ -142,6 +142,44 @@ class IntakeQueue:
         with self.engine.connect() as conn:
             return [IntakeRequest.from_row(row) for row in conn.execute(query)]
 
+    def page(
+        self,
+        *,
+        collection: str | None = None,
+        statuses: Iterable[str] | None = None,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[IntakeRequest]:
+        """Requests newest first, of one collection and in some statuses when given, starting after `before`:
+        the `(created_at, request_id)` of the previous page's last row (a group committed together shares its
+        time stamp, so the id breaks ties)."""
+        table = requests_table
+        query = table.select()
+        if collection is not None:
+            query = query.where(table.c.collection == collection)
+        if statuses is not None:
+            query = query.where(table.c.status.in_(list(statuses)))
+        if before is not None:
+            stamp, request_id = before
+            query = query.where(
+                sa.or_(table.c.created_at < stamp, sa.and_(table.c.created_at == stamp, table.c.request_id < request_id))
+            )
+        query = query.order_by(table.c.created_at.desc(), table.c.request_id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [IntakeRequest.from_row(row) for row in conn.execute(query)]
+
+    def cancel_queued(self, request_id: str) -> bool:
+        """Move a request that is still `queued` to `canceled`, so the intake sensor never launches it; False
+        when it had left the queue (the sensor took it, or it ended)."""
+        values = status_values("canceled", error="canceled through the intake before it was launched")
+        statement = (
+            requests_table.update()
+            .where(requests_table.c.request_id == request_id, requests_table.c.status == "queued")
+            .values(**values)
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(statement).rowcount == 1
+
     def mark_launched(self, request_ids: Iterable[str], run_id: str) -> None:
         stamp = now()
         with self.engine.begin() as conn:

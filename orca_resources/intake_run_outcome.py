@@ -114,10 +114,8 @@ def record_outcome(queue, instance: dg.DagsterInstance, run: dg.DagsterRun, memb
     return queue.record_run(members, status, run.run_id, error=error, counts=counts)
 
 
-def refresh_request(queue, instance: dg.DagsterInstance, row: IntakeRequest) -> IntakeRequest:
-    """`row` brought up to date with its run, when it has one that moved on; else `row` as it was."""
-    if row.status not in ("launched", "running"):
-        return row
+def find_run(queue, instance: dg.DagsterInstance, row: IntakeRequest) -> dg.DagsterRun | None:
+    """The run serving `row`, or None (not launched, or launched and the daemon has not created its run yet)."""
     if row.run_id:
         runs = instance.get_runs(dg.RunsFilter(run_ids=[row.run_id]), limit=1)
     else:
@@ -125,8 +123,15 @@ def refresh_request(queue, instance: dg.DagsterInstance, row: IntakeRequest) -> 
         heads = [other.request_id for other in queue.with_status(["launched"]) if other.collection == row.collection]
         found = instance.get_runs(dg.RunsFilter(tags={REQUEST_TAG: heads})) if heads else []
         runs = [run for run in found if row.request_id in request_members(run)][:1]
-    if not runs or RUN_STATUS.get(runs[0].status, "running") == row.status:
+    return runs[0] if runs else None
+
+
+def refresh_request(queue, instance: dg.DagsterInstance, row: IntakeRequest) -> IntakeRequest:
+    """`row` brought up to date with its run, when it has one that moved on; else `row` as it was."""
+    if row.status not in ("launched", "running"):
         return row
-    run = runs[0]
+    run = find_run(queue, instance, row)
+    if run is None or RUN_STATUS.get(run.status, "running") == row.status:
+        return row
     record_outcome(queue, instance, run, request_members(run) | {row.request_id})
     return queue.get(row.request_id) or row

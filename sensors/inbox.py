@@ -55,6 +55,7 @@ from orca_core.layout import COLLECTION_RULE, Layout
 from orca_core.tags import FINGERPRINT_TAG, PARTITION_TAG, SOURCE_INBOX, SOURCE_INTAKE, SOURCE_TAG
 from orca_resources.intake_queue_resource import IntakeQueueResource
 from orca_resources.warehouse import WarehouseResource
+from sensors.cursors import read_versioned
 from sensors.fingerprint import EMPTY, EMPTY_DIGEST, Fingerprint, change_key, text_digest
 from sensors.folder_cache import InboxCache, inbox_cache
 
@@ -70,12 +71,7 @@ pause = time.sleep
 
 
 def _load_cursor(raw: str | None) -> dict:
-    try:
-        state = json.loads(raw) if raw else {}
-    except ValueError:
-        state = {}
-    if not isinstance(state, dict) or state.get("v") != CURSOR_VERSION:
-        state = {}  # an unreadable cursor only costs one extra (incremental, idempotent) run per collection
+    state = read_versioned(raw, CURSOR_VERSION)  # an unreadable cursor only costs one extra (incremental, idempotent) run per collection
     entries = dict(state.get("c") or {})
     return {"v": CURSOR_VERSION, "c": entries, "r": state.get("r"), "bad": state.get("bad"), "over": state.get("over")}
 

@@ -8,8 +8,8 @@
   or a field cannot be carried over safely, the requests fail with the reason instead of running with
   another model than asked for.
 - `purge`: one run of `purge_collection_job` for the purges queued in a row at the head of the collection's
-  requests (`delete_inbox` when any asks). It carries `dagster/partition=<collection>`, so dagster.yaml's
-  per-partition limit keeps it and the collection's embed runs one at a time.
+  requests (`delete_inbox` when any asks), for the collection's partition (registered first if the folder
+  has none yet), so dagster.yaml's per-partition limit keeps it and the collection's embed runs one at a time.
 - `prepare_model` (no collection): every queued one shares one run of `prepare_model_job`, with
   `force_pull` when any asks for it.
 
@@ -33,7 +33,7 @@ from orca_assets.purge_collection_job import purge_collection_job
 from orca_core.layout import Layout, is_valid_collection
 from orca_core.model_names import same_model
 from orca_core.storage import Storage
-from orca_core.tags import FINGERPRINT_TAG, MODEL_TAG, PARTITION_TAG
+from orca_core.tags import FINGERPRINT_TAG, MODEL_TAG
 from orca_resources.hashing_embedder import MODEL_NAME as HASHING_MODEL
 from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.intake_queue import IntakeRequest
@@ -150,12 +150,10 @@ def _purge_run(group: list[IntakeRequest], tags: dict[str, str], launch: Launch)
         raise RequestRejected(f"invalid collection name {collection!r}")
     if collection not in launch.known and not launch.has_collection(collection):
         raise RequestRejected(f"unknown collection {collection!r}: nothing to purge")
-    config = {"collection": collection, "delete_inbox": _any(group, "delete_inbox"), "wait_seconds": PURGE_WAIT_SECONDS}
+    config = {"delete_inbox": _any(group, "delete_inbox"), "wait_seconds": PURGE_WAIT_SECONDS}
     return dg.RunRequest(
-        run_key=group[0].request_id,
-        job_name=purge_collection_job.name,
-        run_config={"ops": {"wait_until_collection_idle": {"config": config}}},
-        tags={**tags, PARTITION_TAG: collection},
+        run_key=group[0].request_id, job_name=purge_collection_job.name, partition_key=collection,
+        run_config={"ops": {"wait_until_collection_idle": {"config": config}}}, tags=tags,
     )
 
 

@@ -33,3 +33,13 @@ def check_names(parser: argparse.ArgumentParser, names: list[str]) -> None:
 def example(*lines: str) -> str:
     """An `Example:` epilog for a command's --help (kept verbatim by RawDescriptionHelpFormatter)."""
     return "Example:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def add_command(
+    commands: argparse._SubParsersAction, name: str, *, help: str, description: str, examples: tuple[str, ...]
+) -> argparse.ArgumentParser:
+    """A subcommand's parser whose --help ends with `examples`."""
+    return commands.add_parser(
+        name, help=help, description=description, epilog=example(*examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )

@@ -6,21 +6,20 @@ import argparse
 
 from rich.console import Console
 
-from orca.commands import check_names, example, usage_error
+from orca.commands import add_command, check_names, usage_error
 from orca_core.settings import OrcaSettings
 
 DEFAULT_PARALLEL = 2
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser(
-        "materialize",
+    parser = add_command(
+        commands, "materialize",
         help="bring collections' indexes up to date now",
         description="Run embed_collection_job for each COLLECTION: read its inbox, chunk, embed what changed, "
         "publish. Several collections run side by side (--parallel), so the embedding server never waits; "
         "exits 1 when any of them failed, after the others finished.",
-        epilog=example("orca materialize samples", "orca materialize --all --parallel 2"),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        examples=("orca materialize samples", "orca materialize --all --parallel 2"),
     )
     parser.add_argument("collections", nargs="*", metavar="COLLECTION")
     parser.add_argument("--all", action="store_true", help="every collection that has a folder in the inbox")

@@ -1,14 +1,16 @@
 """Health probes and Prometheus metrics.
 
-`/health/live` and `/health/ready` are open to anyone; with tokens configured they are terse (statuses, no
-paths, digests or error texts) unless the caller presents a token. `/health/detailed` and `/metrics` tell
-more (paths, the model's digest, collection names): with tokens configured they need one, or, with
-ORCA_INTAKE_OPERATIONS_ACCESS=terse (for scrapers that cannot send one), answer anyone without those details.
+`/health`, `/health/live` and `/health/ready` are open to anyone; with tokens configured they are terse
+(statuses, no paths, digests or error texts) unless the caller presents a token. `/health/detailed` and
+`/metrics` tell more (paths, the model's digest, collection names): with tokens configured they need one, or,
+with ORCA_INTAKE_OPERATIONS_ACCESS=terse (for scrapers that cannot send one), answer anyone without those details.
 
-`/health/ready` checks what a request needs: the queue store accepts writes, the inbox is writable (with an
-object store, ORCA_STORAGE_URL, the `storage` check: the store answers a listing of its prefix instead), the
-embedder answers with its model present, and the Dagster instance's storage answers. Each check runs in a
-worker thread under a timeout, so a hung dependency makes the probe fail instead of hang.
+`/health` says what `/health/ready` says in one line of text, for a person or a shell script: `ok`, or
+`degraded: ` and each failing check. `/health/ready` checks what a request needs: the queue store accepts
+writes, the inbox is writable (with an object store, ORCA_STORAGE_URL, the `storage` check: the store
+answers a listing of its prefix instead), the embedder answers with its model present, and the Dagster
+instance's storage answers. Each check runs in a worker thread under a timeout, so a hung dependency makes
+the probe fail instead of hang.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Literal
 
 import anyio
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
@@ -175,6 +178,34 @@ async def _sees_details(request: Request, settings: OrcaSettings, *, required: b
 def _terse(report: HealthReport) -> HealthReport:
     checks = {name: check.model_copy(update={"detail": None}) for name, check in report.checks.items()}
     return report.model_copy(update={"checks": checks})
+
+
+@router.get(
+    "/health",
+    summary="One-line health summary",
+    response_class=PlainTextResponse,
+    responses={
+        200: {"content": {"text/plain": {"example": "ok"}}, "description": "Every readiness check passes."},
+        503: {
+            "content": {"text/plain": {"example": "degraded: embedder: ConnectError: connection refused"}},
+            "description": "`degraded: ` and each failing check (with its reason when the caller may see it).",
+        },
+    },
+)
+async def summary(request: Request, settings: SettingsDep, queue: QueueDep, embedder: EmbedderDep) -> PlainTextResponse:
+    """The readiness checks in one line of text: `ok` (200) or `degraded: <check>: <reason>; ...` (503)."""
+    report = await run_checks(request, settings, queue, embedder)
+    if not await _sees_details(request, settings, required=False):
+        report = _terse(report)
+    failing = [
+        f"{name}: {check.detail}" if check.detail else name
+        for name, check in report.checks.items()
+        if check.status != "ok"
+    ]
+    if not failing:
+        return PlainTextResponse("ok\n")
+    line = " ".join(("degraded: " + "; ".join(failing)).split())  # one line, whatever the errors said
+    return PlainTextResponse(line + "\n", status_code=503)
 
 
 @router.get("/health/live", summary="Liveness")

@@ -11,10 +11,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from orca_core import catalog
 from orca_core.layout import check_collection
+from orca_core.settings import OrcaSettings
 from orca_intake.dependencies import MetricsDep, QueueDep, SettingsDep
 from orca_intake.errors import ERROR_RESPONSES, JSON_BODY_ERROR_RESPONSES, ErrorBody, NotFound
 from orca_intake.json_body import BoundedJSONRoute
 from orca_intake.run_metrics import shared_instance
+from orca_resources.intake_queue import IntakeRequest
 
 router = APIRouter(prefix="/v1", tags=["jobs"], route_class=BoundedJSONRoute)
 log = logging.getLogger("orca_intake")
@@ -155,6 +157,11 @@ def get_job(
             found = refresh_request(queue, instance, found)
         except Exception as error:  # noqa: BLE001 - the stored status is still a true answer, only older
             log.warning(f"could not read the run of request {request_id} ({error}); answering the stored status")
+    return job_status(found, settings)
+
+
+def job_status(found: IntakeRequest, settings: OrcaSettings) -> JobStatus:
+    """The answer for one queue row, as stored."""
     return JobStatus(
         request_id=found.request_id,
         kind=found.kind,

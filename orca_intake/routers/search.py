@@ -82,10 +82,14 @@ class SearchHit(BaseModel):
 
 
 class SearchResponse(BaseModel):
-    """The top chunks, best first, and the model that ranked them."""
+    """The top chunks, best first, the model that ranked them and which embedder embedded the query."""
 
     collection: str
     model: str
+    embedder: str = Field(
+        description="`ollama` or `hashing`: the embedder that built the index when it is available here, else the "
+        "configured one."
+    )
     results: list[SearchHit]
 
 
@@ -100,10 +104,14 @@ class SearchResponse(BaseModel):
     },
 )
 def search(body: SearchRequest, settings: SettingsDep, embedder: EmbedderDep) -> SearchResponse:
-    """Embed the query with the configured embedder (query prefix included) and rank the collection's index: its
-    pgvector table when ORCA_PGVECTOR_URL is set, else its Parquet index."""
+    """Embed the query (query prefix included) with the embedder that built the collection's index when it is
+    available here (the offline one always is), else the configured one, and rank the index: its pgvector table
+    when ORCA_PGVECTOR_URL is set, else its served index."""
     where = body.filter.to_filter() if body.filter is not None else None
     found = search_collection(settings, embedder, body.collection, body.query, body.k, where)
     return SearchResponse(
-        collection=body.collection, model=found.model, results=[SearchHit(**row) for row in found.results]
+        collection=body.collection,
+        model=found.model,
+        embedder=found.embedder,
+        results=[SearchHit(**row) for row in found.results],
     )

@@ -7,7 +7,10 @@ right exit code; `orca search` must find the right document and refuse what it c
 
 from __future__ import annotations
 
+import argparse
+import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +19,7 @@ import pytest
 import yaml
 
 from orca.home import FALLBACK_DAGSTER_YAML, project_file
+from orca_resources.hashing_embedder import HashingEmbedder
 from tests.processes import orca_env, run_cli
 
 COLLECTION = "handbook"
@@ -135,13 +139,33 @@ def test_search_filters_and_shows_where_each_hit_is(materialized):
 
 
 @pytest.mark.timeout(300)
-def test_search_refuses_an_index_built_by_another_model(materialized, ollama_standin):
+def test_search_uses_the_embedder_that_built_the_index(materialized, ollama_standin):
+    """The offline embedder built this index; with Ollama configured (as after `orca up` fell back), search still
+    answers, with the offline embedder, says so, and never calls Ollama."""
     _home, env, first = materialized
     assert first.returncode == 0, first.stdout + first.stderr
-    result = run_cli(
-        ["search", COLLECTION, "volcanoes"],
-        env={**env, "ORCA_EMBEDDER": "ollama", "OLLAMA_HOST": ollama_standin.url, "ORCA_EMBED_MODEL": "nomic-embed-text"},
+    ollama = {"ORCA_EMBEDDER": "ollama", "OLLAMA_HOST": ollama_standin.url, "ORCA_EMBED_MODEL": "nomic-embed-text"}
+    table = run_cli(["search", COLLECTION, "volcanoes"], env={**env, **ollama})
+    assert table.returncode == 0, table.stderr
+    assert "volcanoes.txt" in table.stdout and "orca-hashing-v1 (hashing)" in table.stderr
+    answer = run_cli(["search", COLLECTION, "volcanoes", "--json", "-k", "2"], env={**env, **ollama})
+    assert answer.returncode == 0, answer.stderr
+    found = json.loads(answer.stdout)
+    assert (found["collection"], found["query"], found["model"], found["embedder"]) == (
+        COLLECTION, "volcanoes", "orca-hashing-v1", "hashing"
     )
+    assert [hit["doc_id"] for hit in found["results"]][:1] == ["volcanoes.txt"] and len(found["results"]) == 2
+    assert set(found["results"][0]) >= {"chunk_id", "doc_id", "text", "score", "page", "section", "metadata"}
+    assert ollama_standin.stats.requests["/api/embed"] == 0
+
+
+@pytest.mark.timeout(120)
+def test_search_refuses_an_index_built_by_another_model(tmp_path, write_index):
+    """Only the offline embedder stands in for another: an index of an Ollama model is refused with the way out."""
+    home = tmp_path / "home"
+    write_index(home / "warehouse" / COLLECTION / "embedding_index.parquet", ["volcanoes erupt"],
+                HashingEmbedder(), model="nomic-embed-text")  # fmt: skip
+    result = run_cli(["search", COLLECTION, "volcanoes"], env=orca_env(home))
     assert result.returncode == 1
     assert "not comparable" in result.stderr
     assert f"orca materialize {COLLECTION}" in result.stderr
@@ -159,7 +183,8 @@ def test_search_before_materialize_says_what_to_do(tmp_path):
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(
     "args",
-    [["materialize", "Bad/Name"], ["search", "../etc", "q"], ["materialize", "-x"], ["materialize", COLLECTION, "Bad/Name"]],
+    [["materialize", "Bad/Name"], ["search", "../etc", "q"], ["materialize", "-x"], ["materialize", COLLECTION, "Bad/Name"],
+     ["purge", "Bad/Name"], ["purge", COLLECTION, "--wait", "-1"], ["status", "--runs", "-1"]],
 )
 def test_bad_usage_exits_2_with_a_message(tmp_path, args):
     result = run_cli(args, env=orca_env(tmp_path))
@@ -197,6 +222,36 @@ def test_collections_lists_what_the_index_holds(materialized):
     line = next(line for line in result.stdout.splitlines() if COLLECTION in line)
     assert re.search(rf"\b{len(DOCUMENTS)}\b.*\b{len(DOCUMENTS)}\b.*\b{rows}\b", line), result.stdout
     assert re.search(r"empty-one.*never", result.stdout)
+
+
+@pytest.mark.timeout(120)
+def test_collections_json_is_one_object_of_the_documented_shape(materialized):
+    home, env, first = materialized
+    assert first.returncode == 0, first.stdout + first.stderr
+    (home / "inbox" / "empty-two").mkdir(exist_ok=True)
+    result = run_cli(["collections", "--json"], env=env)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)  # the whole of stdout
+    assert set(document) == {"location", "collections"} and document["location"] == str(home)
+    listed = {entry["name"]: entry for entry in document["collections"]}
+    assert list(listed) == sorted(listed)
+    assert listed["empty-two"] == {"name": "empty-two", "inbox_documents": 0, "index": None}
+    index = listed[COLLECTION]["index"]
+    assert listed[COLLECTION]["inbox_documents"] == len(DOCUMENTS)
+    assert set(index) == {"documents", "chunks", "model", "updated_at"} and index["documents"] == len(DOCUMENTS)
+    assert index["chunks"] == pq.read_metadata(home / "warehouse" / COLLECTION / "embedding_index.parquet").num_rows
+    assert index["model"] == "orca-hashing-v1" and datetime.fromisoformat(index["updated_at"]).tzinfo is not None
+
+
+def test_every_command_help_ends_with_an_example():
+    from orca.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    (commands,) = [action for action in parser._actions if isinstance(action, argparse._SubParsersAction)]
+    assert {"status", "purge"} <= set(commands.choices) and len(commands.choices) == len(COMMANDS)
+    for name, command in commands.choices.items():
+        epilog = command.format_help().rstrip().rsplit("Example:\n", 1)
+        assert len(epilog) == 2 and epilog[1].startswith(f"  orca {name}"), (name, command.format_help())
 
 
 def test_fallback_dagster_yaml_says_what_the_project_file_says():

@@ -66,6 +66,11 @@ def test_two_collections_in_one_command_publish_two_indexes_and_record_two_runs(
     assert all(text in embedded for texts in (TOPICS["tides"], TOPICS["bread"]) for text in texts)
     assert ollama_standin.stats.inputs_embedded == 6
     assert "2 collections are up to date" in result.stdout
+    # Piped, each collection's bar of inputs is a few plain lines ending at its total (tests/orca/test_progress.py
+    # watches the bars draw in a terminal).
+    for name in ("tides", "bread"):
+        assert re.search(rf"^{name}: 3/3 inputs in \d+:\d\d:\d\d", result.stderr, re.MULTILINE), result.stderr
+    assert "\x1b" not in result.stderr
 
 
 @pytest.mark.timeout(300)

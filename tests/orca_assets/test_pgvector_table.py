@@ -181,7 +181,6 @@ def test_purging_the_collection_drops_its_table(pipeline, pgvector_server_url, p
                    "pgvector": PgVectorResource(url=pgvector_server_url, schema_name=pg_schema)},
     ).resolve_job_def("purge_collection_job")
     result = job.execute_in_process(
-        run_config={"ops": {"wait_until_collection_idle": {"config": {"collection": "docs"}}}},
         instance=pipeline.instance, tags={"dagster/partition": "docs"},
     )
     assert result.output_for_node("drop_pgvector_table")["pgvector_table_dropped"] is True

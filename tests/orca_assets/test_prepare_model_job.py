@@ -17,7 +17,7 @@ from rich.console import Console
 
 from orca.cli import build_parser
 from orca.prepare import pull_before_up
-from orca_assets.pull_progress import PullProgress
+from orca_assets.pull_progress import PullProgress, human_bytes
 from orca_core.settings import OrcaSettings
 from orca_resources.ollama import OllamaResource
 from tests.op_job_helpers import failure, output_metadata, user_logs
@@ -168,6 +168,10 @@ def test_orca_up_pull_runs_the_job_only_where_the_model_is_missing(
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         (run,) = instance.get_runs(dg.RunsFilter(job_name="prepare_model_job"))
         assert run.status == dg.DagsterRunStatus.SUCCESS
+    # Not a terminal: the byte bar is a few plain lines, the last at the model's whole size.
+    size = human_bytes(sum(LAYERS))
+    bar = [line for line in console.export_text(clear=False).splitlines() if re.match(rf"{missing_model.url}: .*B/", line)]
+    assert 2 <= len(bar) <= 5 and bar[-1].startswith(f"{missing_model.url}: {size}/{size} (100%) in "), bar
     assert f"is ready on {missing_model.url}" in console.export_text()
 
     assert pull_before_up(settings, console) is None  # now present everywhere: nothing to do

@@ -1,9 +1,11 @@
 """`purge_collection_job` executed in process on a temporary instance and ORCA_HOME.
 
-A purge removes the collection's warehouse folder and its partition, keeps the inbox unless `delete_inbox`,
-cancels the collection's intake requests still waiting (and only those, and only that collection's);
-with an embed run of the collection in progress it refuses, or waits for it with `wait_seconds`. Queued
-embed runs wait behind a purge tagged `dagster/partition`, so they block only an untagged purge.
+The job is partitioned by collection. A purge removes the collection's warehouse folder and its partition
+(and its run, which deleted its own partition, still ends as a success), keeps the inbox unless
+`delete_inbox`, cancels the collection's intake requests still waiting (and only those, and only that
+collection's); with an embed run of the collection in progress it refuses, or waits for it with
+`wait_seconds`. Queued embed runs wait behind the purge (its run carries `dagster/partition`), so they do
+not block it.
 """
 
 from __future__ import annotations
@@ -38,14 +40,16 @@ def built(sensor_harness):
     return sensor_harness
 
 
-def purge(harness, op_job, *, tags=None, raise_on_error=True, **config) -> dg.ExecuteInProcessResult:
+def purge(harness, op_job, *, partition_key=COLLECTION, tags=None, raise_on_error=True, **config
+          ) -> dg.ExecuteInProcessResult:
     job = op_job(
         "purge_collection_job",
         warehouse=WarehouseResource(home=str(harness.home)),
         intake_queue=harness.queue_resource(),
     )
     return job.execute_in_process(
-        run_config={"ops": {"wait_until_collection_idle": {"config": {"collection": COLLECTION, **config}}}},
+        partition_key=partition_key,
+        run_config={"ops": {"wait_until_collection_idle": {"config": config}}},
         instance=harness.instance,
         tags=tags,
         raise_on_error=raise_on_error,
@@ -147,16 +151,36 @@ def test_gives_up_after_wait_seconds(built, op_job, monkeypatch):
     assert (built.home / "warehouse" / COLLECTION).is_dir()
 
 
-def test_queued_embed_runs_block_only_an_untagged_purge(built, op_job):
+def test_queued_embed_runs_wait_behind_the_purge(built, op_job):
     start_embed_run(built, status=dg.DagsterRunStatus.QUEUED)
-    untagged = purge(built, op_job, raise_on_error=False)
-    assert "(queued)" in failure(untagged)[1]
-    # Tagged like the intake launches it, the run queue keeps that queued run behind the purge.
-    tagged = purge(built, op_job, tags={"dagster/partition": COLLECTION})
-    assert tagged.success and not (built.home / "warehouse" / COLLECTION).exists()
+    # The purge's run carries dagster/partition, so the run queue keeps that queued run behind it.
+    result = purge(built, op_job)
+    assert result.success and not (built.home / "warehouse" / COLLECTION).exists()
+    assert result.dagster_run.tags["dagster/partition"] == COLLECTION
 
 
-def test_invalid_collection_name_is_refused(built, op_job):
-    with pytest.raises(Exception, match="invalid collection name '../other'"):
-        purge(built, op_job, collection="../other")
-    assert (built.home / "warehouse" / "other").is_dir()
+def test_the_run_that_deleted_its_own_partition_ends_as_a_success(built, op_job):
+    result = purge(built, op_job)
+    assert COLLECTION not in built.instance.get_dynamic_partitions("collections")
+    run = built.instance.get_run_by_id(result.run_id)
+    assert run.status == dg.DagsterRunStatus.SUCCESS and run.tags["dagster/partition"] == COLLECTION
+    # Both steps ran to the end, the second one after the partition was gone.
+    assert {event.step_key for event in result.all_events if event.is_step_success} == {
+        "wait_until_collection_idle", "purge_collection"
+    }
+    # The collection can be registered and purged again (its inbox stayed).
+    built.instance.add_dynamic_partitions("collections", [COLLECTION])
+    assert purge(built, op_job).success
+
+
+def test_the_collection_is_the_partition_and_the_name_is_checked(built, op_job):
+    assert purge_module.purge_collection_job.partitions_def.name == "collections"
+    unpartitioned = purge(built, op_job, partition_key=None, raise_on_error=False)
+    assert failure(unpartitioned) == (
+        "wait_until_collection_idle",
+        "purge_collection_job purges one collection: launch it for a partition (the collection)",
+    )
+    # A run tagged with an invalid name (the launchpad only offers registered ones) touches nothing.
+    invalid = purge(built, op_job, partition_key=None, tags={"dagster/partition": "../other"}, raise_on_error=False)
+    assert "invalid collection name '../other'" in failure(invalid)[1]
+    assert (built.home / "warehouse" / "other").is_dir() and (built.home / "warehouse" / COLLECTION).is_dir()

@@ -137,8 +137,8 @@ def test_a_purge_removes_the_collection_from_the_store(machines, s3_server, s3_b
     with dg.instance_for_test() as instance:
         job = op_job("purge_collection_job", warehouse=machine.warehouse,
                      intake_queue=IntakeQueueResource(home=str(tmp_path / "queue-home")))
-        result = job.execute_in_process(instance=instance, run_config={"ops": {"wait_until_collection_idle": {
-            "config": {"collection": "docs", "delete_inbox": True}}}})
+        result = job.execute_in_process(instance=instance, tags={"dagster/partition": "docs"}, run_config={
+            "ops": {"wait_until_collection_idle": {"config": {"delete_inbox": True}}}})
     assert result.success
     left = s3_server.client().list_objects_v2(Bucket=s3_bucket, Prefix="orca/")
     assert left.get("KeyCount", 0) == 0, [item["Key"] for item in left.get("Contents", [])]

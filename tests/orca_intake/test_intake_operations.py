@@ -79,6 +79,26 @@ def test_a_hanging_dependency_fails_the_probe_instead_of_hanging_it(intake_clien
     assert checks["queue"]["status"] == "failing" and "0.2s" in checks["queue"]["detail"]
 
 
+def test_health_is_one_line_ok_or_degraded_with_what_fails(intake_client):
+    intake_client.app.state.settings.dagster_home.mkdir(parents=True)
+    response = intake_client.get("/health")
+    assert (response.status_code, response.text) == (200, "ok\n")
+    assert response.headers["content-type"].startswith("text/plain")
+    intake_client.app.dependency_overrides[get_embedder] = lambda: Broken()
+    response = intake_client.get("/health")
+    assert response.status_code == 503 and response.text.count("\n") == 1
+    assert response.text.startswith("degraded: embedder: ") and "connection refused" in response.text
+    assert "queue" not in response.text and "dagster" not in response.text
+
+
+def test_health_without_a_token_names_failing_checks_only(intake_app_factory):
+    client = intake_app_factory(ORCA_INTAKE_TOKENS="a-token-0123456789abcdef")
+    response = client.get("/health")  # no DAGSTER_HOME yet: the dagster check fails
+    assert (response.status_code, response.text) == (503, "degraded: dagster\n")
+    with_token = client.get("/health", headers={"Authorization": "Bearer a-token-0123456789abcdef"})
+    assert with_token.text.startswith("degraded: dagster: RuntimeError: DAGSTER_HOME")
+
+
 class Broken(HashingEmbedderResource):
     """An embedder whose server refuses connections."""
 
@@ -208,10 +228,15 @@ def test_openapi_documents_every_endpoint_with_models(intake_client):
         ("/v1/collections/{collection}/documents/{doc_id}", "delete"),
         ("/v1/jobs", "post"),
         ("/v1/jobs/{request_id}", "get"),
+        ("/v1/jobs", "get"),
+        ("/v1/jobs/{request_id}/cancel", "post"),
+        ("/v1/models", "get"),
+        ("/v1/models/{model}", "get"),
         ("/v1/collections", "get"),
         ("/v1/collections/{collection}", "get"),
         ("/v1/search", "post"),
         ("/v1/embeddings", "post"),
+        ("/health", "get"),
         ("/health/live", "get"),
         ("/health/ready", "get"),
         ("/health/detailed", "get"),

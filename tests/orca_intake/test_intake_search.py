@@ -282,3 +282,15 @@ def test_the_app_factory_builds_the_embedder_from_settings(intake_settings):
             "http://127.0.0.1:9",
             "m1",
         )
+
+
+def test_search_embeds_with_the_embedder_that_built_the_index(intake_app_factory, write_index, ollama_standin):
+    """Ollama configured, an index built offline (as after `orca up` fell back): answered offline, and said so."""
+    client = intake_app_factory(ORCA_EMBEDDER="ollama", OLLAMA_HOST=ollama_standin.url)
+    write_index(client.app.state.settings.layout.index_path("docs"), TEXTS, HashingEmbedderResource())
+    response = client.post("/v1/search", json={"collection": "docs", "query": "yellow bananas", "k": 1})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["model"], body["embedder"]) == ("orca-hashing-v1", "hashing")
+    assert body["results"][0]["text"] == TEXTS[2]
+    assert ollama_standin.stats.requests["/api/embed"] == 0

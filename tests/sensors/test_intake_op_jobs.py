@@ -1,7 +1,7 @@
 """The op-job kinds from the REST intake to a finished run: `POST /v1/jobs` with kind `prepare_model` and
 `purge` through the FastAPI app, `intake_sensor` turns them into runs of `prepare_model_job` and
-`purge_collection_job` (run key = request id, `orca/request_id(s)` tags, the purge tagged with its
-collection's `dagster/partition`), the runs execute in process on the sensors' instance, and
+`purge_collection_job` (run key = request id, `orca/request_id(s)` tags, the purge for its collection's
+partition), the runs execute in process on the sensors' instance, and
 `intake_run_status_sensor` brings both requests to `succeeded`. Also: a purge is a barrier in the queue
 (requests made after it run after it), bad purges fail before launch, and each kind takes only its options.
 """
@@ -62,15 +62,16 @@ def test_prepare_model_and_purge_from_the_api_end_succeeded(sensor_harness, clie
     assert set(requests) == set(ids)
     for job_name, request in requests.items():
         assert request.run_key == ids[job_name] == request.tags["orca/request_id"] == request.tags["orca/request_ids"]
-        assert request.partition_key is None
+    assert requests["prepare_model_job"].partition_key is None
     assert requests["prepare_model_job"].run_config == {"ops": {"pull_model": {"config": {"force_pull": True}}}}
-    assert requests["purge_collection_job"].tags["dagster/partition"] == "docs"
+    assert requests["purge_collection_job"].partition_key == "docs"
     purge_config = requests["purge_collection_job"].run_config["ops"]["wait_until_collection_idle"]["config"]
-    assert (purge_config["collection"], purge_config["delete_inbox"]) == ("docs", True)
+    assert purge_config["delete_inbox"] is True and "collection" not in purge_config
     assert {client.get(f"/v1/jobs/{i}").json()["status"] for i in ids.values()} == {"launched"}
 
     results = {name: execute(sensor_harness, r, ollama_standin.url) for name, r in requests.items()}
     assert all(result.success for result in results.values())
+    assert results["purge_collection_job"].dagster_run.tags["dagster/partition"] == "docs"
     sensor_harness.tick(intake_run_status_sensor)
     for job_name, request_id in ids.items():
         status = client.get(f"/v1/jobs/{request_id}").json()
@@ -140,6 +141,8 @@ def test_definitions_offer_both_op_jobs_with_their_own_ollama_resource(tmp_path,
     assert {"prepare_model_job", "purge_collection_job"} <= {job.name for job in repository.get_all_jobs()}
     resources = definitions.resources
     assert isinstance(resources["ollama"], OllamaResource) and not isinstance(resources["embedder"], OllamaResource)
-    config = repository.get_job("purge_collection_job").run_config_schema.config_type.fields["ops"]
+    purge = repository.get_job("purge_collection_job")
+    assert purge.partitions_def.name == "collections"  # the launchpad asks for the collection
+    config = purge.run_config_schema.config_type.fields["ops"]
     op_fields = config.config_type.fields["wait_until_collection_idle"].config_type.fields["config"].config_type.fields
-    assert set(op_fields) == {"collection", "delete_inbox", "wait_seconds"} and op_fields["collection"].is_required
+    assert set(op_fields) == {"delete_inbox", "wait_seconds"} and not any(f.is_required for f in op_fields.values())

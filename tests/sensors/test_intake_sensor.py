@@ -234,7 +234,7 @@ def test_definitions_wire_sensors_and_schedule_without_opening_the_queue(tmp_pat
     monkeypatch.setenv("ORCA_EMBEDDER", "hashing")
     repository = build_definitions().get_repository_def()
     sensors = {sensor.name: sensor for sensor in repository.sensor_defs}
-    assert set(sensors) == {"inbox_sensor", "intake_sensor", "intake_run_status_sensor"}
+    assert set(sensors) == {"inbox_sensor", "intake_sensor", "intake_run_status_sensor", "index_freshness_sensor"}
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
     assert sensors["intake_sensor"].minimum_interval_seconds <= 5
     assert [s.name for s in repository.schedule_defs] == ["reindex_schedule"]

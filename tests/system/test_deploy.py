@@ -20,12 +20,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from orca.code_server import code_location
 from tests.postgres import postgres_required
 from tests.processes import VENV_BIN
 
 ROOT = Path(__file__).resolve().parents[2]
-UNITS = ("orca-webserver.service", "orca-daemon.service", "orca-intake.service")
+UNITS = ("orca-codeserver.service", "orca-webserver.service", "orca-daemon.service", "orca-intake.service")
 HARDENING = {
     "NoNewPrivileges": "yes", "ProtectSystem": "strict", "ReadWritePaths": "/var/lib/orca", "ProtectHome": "yes",
     "PrivateTmp": "yes", "PrivateDevices": "yes", "RestrictSUIDSGID": "yes", "CapabilityBoundingSet": "",
@@ -55,6 +57,29 @@ def test_the_daemon_unit_says_exactly_one():
     assert "EXACTLY ONE" in (ROOT / "deploy" / "systemd" / "orca-daemon.service").read_text()
 
 
+def test_webserver_and_daemon_load_the_code_from_the_one_code_server():
+    """Both connect to the code server unit through its workspace file, which keeps the location's name."""
+    server = unit(ROOT / "deploy" / "systemd" / "orca-codeserver.service")["Service"]
+    argv = server["ExecStart"].split()
+    assert argv[:3] == ["/opt/orca/venv/bin/dagster", "code-server", "start"]
+    assert argv[argv.index("-h") + 1] == "127.0.0.1" and argv[argv.index("-p") + 1] == "${ORCA_CODE_SERVER_PORT}"
+    location = code_location(None, ROOT / "workspace.yaml")  # what `orca up` serves from the checkout
+    assert argv[argv.index("-p") + 2:] == [*location.args, "--location-name", location.name]
+    assert "orca.code_server ${ORCA_CODE_SERVER_PORT}" in server["ExecStartPost"]
+    for name in ("orca-codeserver.service", "orca-webserver.service", "orca-daemon.service"):
+        # The same default port everywhere; the environment file, read after, may set another.
+        assert "ORCA_CODE_SERVER_PORT=4266" in unit(ROOT / "deploy" / "systemd" / name)["Service"]["Environment"].split()
+
+    (entry,) = yaml.safe_load((ROOT / "deploy" / "systemd" / "codeserver-workspace.yaml").read_text())["load_from"]
+    assert entry == {"grpc_server": {"host": "127.0.0.1", "port": {"env": "ORCA_CODE_SERVER_PORT"},
+                                     "location_name": location.name}}
+    for name in ("orca-webserver.service", "orca-daemon.service"):
+        parsed = unit(ROOT / "deploy" / "systemd" / name)
+        assert parsed["Service"]["ExecStart"].endswith("-w /opt/orca/codeserver-workspace.yaml"), name
+        assert parsed["Unit"]["Requires"] == "orca-codeserver.service"
+        assert "orca-codeserver.service" in parsed["Unit"]["After"].split()
+
+
 def prefix_venv(prefix: Path) -> None:
     """A virtualenv where deploy.sh will find it, seeing this project's dependencies (no download)."""
     base = getattr(sys, "_base_executable", sys.executable)
@@ -67,7 +92,8 @@ def prefix_venv(prefix: Path) -> None:
 
 
 def snapshot(prefix: Path) -> dict[str, str]:
-    files = [prefix / "etc" / "orca.env", prefix / "var" / "dagster" / "dagster.yaml", prefix / "workspace.yaml"]
+    files = [prefix / "etc" / "orca.env", prefix / "var" / "dagster" / "dagster.yaml", prefix / "workspace.yaml",
+             prefix / "codeserver-workspace.yaml"]
     files += [prefix / "systemd" / name for name in UNITS]
     return {str(path.relative_to(prefix)): path.read_text() for path in files}
 

@@ -1,11 +1,11 @@
 """The instance configurations Orca ships or documents are valid Dagster configuration.
 
-deploy/dagster.postgres.yaml keeps the embedded default's run limits and adds what production needs; every
-`dagster.yaml` snippet of docs/production.md, merged into it, passes Dagster's instance schema, and where
-its library is installed here, a real instance is built with it (on SQLite storage, so no server is needed).
-Snippets for libraries this project does not install (Docker, Kubernetes, S3) are checked against the
-schema only: their own fields are checked by those libraries when they load. Run config snippets are
-validated against `embed_collection_job` when they use an executor it has.
+deploy/dagster.postgres.yaml keeps the embedded default's run and pool limits and its run monitoring, and
+adds storage for shared use; every `dagster.yaml` snippet of docs/production.md, merged into it, passes
+Dagster's instance schema, and where its library is installed here, a real instance is built with it (on
+SQLite storage, so no server is needed). Snippets for libraries this project does not install (Docker,
+Kubernetes, S3) are checked against the schema only: their own fields are checked by those libraries when
+they load. Run config snippets are validated against `embed_collection_job` when they use an executor it has.
 """
 
 from __future__ import annotations
@@ -49,6 +49,22 @@ def test_postgres_config_keeps_the_embedded_defaults_limits():
     assert production["telemetry"] == {"enabled": False}
     credentials = production["storage"]["postgres"]["postgres_db"]
     assert all(set(value) == {"env"} for value in credentials.values()), "credentials must come from the environment"
+
+
+def test_the_embedded_default_limits_the_ollama_pool_and_monitors_runs_as_production_does(tmp_path):
+    default = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    production = yaml.safe_load(POSTGRES_YAML.read_text())
+    assert default["concurrency"]["pools"] == production["concurrency"]["pools"]
+    assert default["run_monitoring"] == production["run_monitoring"]
+    # A real instance on the embedded file (SQLite, as `orca up` makes it) applies both.
+    (tmp_path / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_monitoring_enabled
+        assert instance.global_op_concurrency_default_limit == default["concurrency"]["pools"]["default_limit"]
+        assert instance.event_log_storage.supports_global_concurrency_limits
+    from orca.definitions import build_definitions
+
+    assert build_definitions().resolve_assets_def("embeddings").node_def.pool == "ollama"
 
 
 @pytest.mark.parametrize("snippet", snippets("dagster.yaml"), ids=snippet_id)

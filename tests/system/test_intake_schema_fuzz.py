@@ -33,7 +33,7 @@ from orca_resources.hashing_embedder import HashingEmbedderResource
 TOKEN = "fuzz-token-0123456789abcdef"
 SECRET = "a-very-long-shared-secret-for-fuzz-tests"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-OPEN_PATHS = ("/health/", "/metrics")
+OPEN_PATHS = ("/health", "/metrics")
 EXAMPLES = {GenerationMode.POSITIVE: 50, GenerationMode.NEGATIVE: 30}
 
 

@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 
 from orca.definitions import build_definitions
+from orca.home import create_pools
 from orca_core.settings import OrcaSettings
 from tests.processes import ManagedProcess, console_script, orca_env
 
@@ -42,6 +43,7 @@ def run_two_collections(tmp_path, standin, pool_limit: int) -> tuple[list[str], 
     env = orca_env(home, ORCA_EMBEDDER="ollama", OLLAMA_HOST=standin.url)
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         instance.add_dynamic_partitions("collections", list(COLLECTIONS))
+        create_pools(instance)  # as `orca up` does: two runs starting at once on a fresh instance race to create it
     runs = [
         ManagedProcess(
             [console_script("dagster"), "job", "execute", "-m", "orca.definitions", "-j", "embed_collection_job",
