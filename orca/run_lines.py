@@ -103,9 +103,10 @@ def changes(summary: RunSummary) -> list[str]:
             parts.append("documents unchanged")
     if "embeddings" in summary.metadata:
         sent, reused = summary.value("embeddings", "inputs_sent") or 0, summary.value("embeddings", "reused") or 0
-        parts.append(f"{sent:,} inputs embedded" + (f" ({reused:,} reused)" if reused else ""))
+        parts.append(f"{sent:,} input{'' if sent == 1 else 's'} embedded" + (f" ({reused:,} reused)" if reused else ""))
     if "embedding_index" in summary.metadata:
-        parts.append(f"index {summary.value('embedding_index', 'dagster/row_count') or 0:,} rows")
+        rows = summary.value("embedding_index", "dagster/row_count") or 0
+        parts.append(f"index {rows:,} row{'' if rows == 1 else 's'}")
     if summary.checks_failed:
         parts.append(f"checks failed: {', '.join(sorted(summary.checks_failed))}")
     elif summary.checks_passed and not summary.metadata:  # a run that only checks (index_freshness_job)

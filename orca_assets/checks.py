@@ -20,11 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from orca_assets.partitions import collection_check_spec
+from orca_core.asset_names import INDEX_ASSET
 from orca_core.layout import CHUNKS_FILE, DOCUMENTS_FILE, FAILED_CHUNKS_FILE, INDEX_VERDICTS_FILE
 from orca_resources.warehouse import ROW_GROUP_ROWS, WarehouseResource, open_parquet, read_footer, read_parquet
 
 UNIT_NORM_TOLERANCE = 1e-3
-INDEX_ASSET = "embedding_index"
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from orca_assets.checks import INDEX_ASSET
 from orca_assets.partitions import collection_check_spec
+from orca_core.asset_names import INDEX_ASSET, INDEX_FOLLOWS_INBOX
 from orca_core.names import is_ignored_name
 from orca_core.tags import KIND_TAG
 from orca_resources.warehouse import WarehouseResource
-
-INDEX_FOLLOWS_INBOX = "index_follows_inbox"
 
 clock = time.time  # tests move time instead of waiting out the window
 

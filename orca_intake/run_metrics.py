@@ -19,9 +19,10 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from orca_core.asset_names import EMBEDDINGS_ASSET, INDEX_ASSET, INDEX_FOLLOWS_INBOX
+
 log = logging.getLogger("orca_intake")
 
-EMBEDDINGS_ASSET = "embeddings"
 MAX_COLLECTIONS = 500  # label values per metric: the collections materialized most recently
 DEFAULT_TTL_SECONDS = 5.0
 DEFAULT_TIMEOUT_SECONDS = 5.0
@@ -40,6 +41,7 @@ class InstanceReading:
 
     runs: dict[str, int] = field(default_factory=dict)
     collections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stale: dict[str, bool] = field(default_factory=dict)  # collection -> its index_follows_inbox check warns
 
 
 def read_instance(instance: Any) -> InstanceReading:
@@ -64,7 +66,21 @@ def read_instance(instance: Any) -> InstanceReading:
             values = {name: getattr(value, "value", value) for name, value in materialization.metadata.items()}
             values["timestamp"] = record.timestamp
             collections[materialization.partition] = values
-    return InstanceReading(runs=runs, collections=collections)
+    return InstanceReading(runs=runs, collections=collections, stale=stale_indexes(instance))
+
+
+def stale_indexes(instance: Any) -> dict[str, bool]:
+    """Per collection, whether the latest `index_follows_inbox` result warns (an inbox change waited too long)."""
+    import dagster as dg
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+
+    key = dg.AssetCheckKey(dg.AssetKey(INDEX_ASSET), INDEX_FOLLOWS_INBOX)
+    finished = {AssetCheckExecutionRecordStatus.SUCCEEDED: False, AssetCheckExecutionRecordStatus.FAILED: True}
+    return {
+        info.partition_key: finished[info.latest_execution_status]
+        for info in instance.event_log_storage.get_asset_check_partition_info([key])
+        if info.partition_key is not None and info.latest_execution_status in finished
+    }
 
 
 class DagsterRunsCollector(Collector):
@@ -158,6 +174,13 @@ class DagsterRunsCollector(Collector):
             "When the last embeddings run of the collection finished (Unix time).",
             ["collection"],
             [([name], values["timestamp"]) for name, values in sorted(reading.collections.items())],
+        )
+        yield _gauge(
+            "orca_collection_index_stale",
+            "1 while the collection's index_follows_inbox check warns: an inbox change has waited longer than "
+            "ORCA_FRESHNESS_MINUTES for its index.",
+            ["collection"],
+            [([name], int(stale)) for name, stale in sorted(reading.stale.items())],
         )
 
 

@@ -197,7 +197,7 @@ def test_up_prints_a_line_per_finished_run_and_keeps_the_dagster_logs_in_files(t
             (tmp_path / "inbox" / "owls").mkdir()
             (tmp_path / "inbox" / "owls" / "barn.md").write_text("# Barn owls\n\nThey hunt by sound alone.\n")
             (line,) = inbox_run_lines(up, tmp_path / "dagster", "owls", run_url)
-            assert ": success in " in line and "documents 1 added" in line and "1 inputs embedded" in line, line
+            assert ": success in " in line and "documents 1 added" in line and "1 input embedded" in line, line
 
             # A run that fails: the collection's warehouse folder is taken by a file.
             (tmp_path / "warehouse").mkdir(exist_ok=True)

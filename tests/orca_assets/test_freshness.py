@@ -14,9 +14,10 @@ from orca.definitions import build_definitions
 from orca_assets import freshness
 from orca_assets.freshness import CHECK_KEY, latest_inbox_change
 from orca_core.settings import OrcaSettings
+from orca_intake.run_metrics import DagsterRunsCollector
 from orca_resources.warehouse import WarehouseResource
 from sensors.index_freshness import build_index_freshness_sensor
-from tests.orca_intake.test_run_metrics import materialize
+from tests.orca_intake.test_run_metrics import materialize, scrape
 
 
 def test_latest_change_counts_documents_and_deletions_but_not_hidden_files(tmp_path):
@@ -101,8 +102,11 @@ def test_the_sensor_runs_the_check_of_a_collection_when_its_verdict_changes(tmp_
     evaluation = record.event.dagster_event.event_specific_data
     assert evaluation.severity == dg.AssetCheckSeverity.WARN and evaluation.partition == "whales"
     assert evaluation.metadata["waiting_seconds"].value > 3600
+    # The intake's /metrics says the same for Prometheus (deploy/orca.rules.yml: OrcaCollectionIndexStale).
+    assert scrape(DagsterRunsCollector(lambda: instance))[("orca_collection_index_stale", (("collection", "whales"),))] == 1
 
     monkeypatch.setattr(freshness, "clock", real)
     materialize(tmp_path, instance, "whales", ["orcas are dolphins."])  # the index follows
     assert run_requested(evaluate(sensor, instance, tmp_path, late.cursor), instance, tmp_path) == ["whales"]
     assert history(instance, "whales")[0] == "SUCCEEDED"
+    assert scrape(DagsterRunsCollector(lambda: instance))[("orca_collection_index_stale", (("collection", "whales"),))] == 0

@@ -12,6 +12,9 @@ import dagster as dg
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from orca.definitions import build_definitions
+from orca_core.settings import OrcaSettings
+from orca_core.tags import PARTITION_TAG
 from tests.orca_intake.test_run_metrics import materialize
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -60,6 +63,9 @@ def test_every_queried_metric_is_exported_by_the_intake(intake_app_factory, tmp_
     (home / "dagster").mkdir(parents=True)
     with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
         materialize(home, instance, "whales", ["orcas are dolphins."])
+        settings = OrcaSettings.from_env({"ORCA_HOME": str(home), "ORCA_EMBEDDER": "hashing"})
+        freshness = build_definitions(settings).resolve_job_def("index_freshness_job")  # the check's verdict
+        assert freshness.execute_in_process(instance=instance, tags={PARTITION_TAG: "whales"}).success
     client = intake_app_factory(ORCA_HOME=str(home))
     client.post("/v1/collections/whales/documents", json={"documents": [{"text": "krill"}]})
     client.get("/v1/jobs/unknown")
