@@ -39,9 +39,9 @@ def table_model(conn, schema: str, collection: str) -> str | None:
     return found[0] if found else None
 
 
-def check_table_model(conn, schema: str, collection: str, configured: str) -> bool:
-    """ModelMismatch unless the table's vectors come from `configured`; False when the table is empty."""
-    model = table_model(conn, schema, collection)
+def check_table_model(model: str | None, collection: str, configured: str) -> bool:
+    """ModelMismatch unless the table's vectors (of `model`, from table_model) come from `configured`; False when
+    the table is empty."""
     if model is not None and not same_model(model, configured):
         raise ModelMismatch(
             f"the pgvector table of '{collection}' was built with '{model}' but the configured embedder uses "

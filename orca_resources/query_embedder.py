@@ -10,8 +10,6 @@ ModelMismatch, which says how to rebuild it; Orca never calls a server the setti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from orca_core.embedder import Embedder
@@ -35,13 +33,11 @@ def _built_by(models: tuple[str, ...], model: str) -> bool:
     return bool(models) and all(same_model(built, model) for built in models)
 
 
-@contextmanager
 def query_embedder(
     settings: OrcaSettings, configured: Embedder, models: tuple[str, ...], dimensions: int | None
-) -> Iterator[QueryEmbedder]:
+) -> QueryEmbedder:
     """The embedder for an index built by `models` (of `dimensions`): the configured one unless the index was
     built by the offline embedder, which needs nothing to run."""
     if settings.embedder != OFFLINE and _built_by(models, HASHING_MODEL):
-        yield QueryEmbedder(HashingEmbedder(dimensions) if dimensions else HashingEmbedder(), OFFLINE)
-    else:
-        yield QueryEmbedder(configured, settings.embedder)
+        return QueryEmbedder(HashingEmbedder(dimensions) if dimensions else HashingEmbedder(), OFFLINE)
+    return QueryEmbedder(configured, settings.embedder)

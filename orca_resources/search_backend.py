@@ -29,12 +29,12 @@ def search_collection(
             models, dimensions = copy.models, copy.manifest.dimensions
         else:
             models, dimensions = _index_identity(layout.index_path(collection))
-        with query_embedder(settings, embedder, models, dimensions) as chosen:
-            if copy is not None:
-                found = search_copy(copy, chosen.embedder, query, k, collection=collection, where=where)
-            else:
-                found = search_index(layout.index_path(collection), chosen.embedder, query, k,
-                                     collection=collection, where=where)  # fmt: skip
+        chosen = query_embedder(settings, embedder, models, dimensions)
+        if copy is not None:
+            found = search_copy(copy, chosen.embedder, query, k, collection=collection, where=where)
+        else:
+            found = search_index(layout.index_path(collection), chosen.embedder, query, k,
+                                 collection=collection, where=where)  # fmt: skip
         return dataclasses.replace(found, embedder=chosen.kind)
     import psycopg2  # only when a database is configured
 
@@ -46,15 +46,13 @@ def search_collection(
         raise IndexUnreadable(f"the pgvector database is unreachable: {_first_line(error)}") from None
     try:
         built = pgvector_search.table_model(conn, settings.pgvector_schema, collection)
-        with query_embedder(settings, embedder, (built,) if built else (), None) as chosen:
-            configured = chosen.embedder.model_info().name
-            # The model is checked before the query is embedded: a mismatch costs no call to the embedder.
-            if not pgvector_search.check_table_model(conn, settings.pgvector_schema, collection, configured):
-                return SearchResult(configured, [], chosen.kind)
-            vector = chosen.embedder.embed_query(query)
-            found = pgvector_search.search_table(
-                conn, settings.pgvector_schema, collection, vector, k, configured, where
-            )
+        chosen = query_embedder(settings, embedder, (built,) if built else (), None)
+        configured = chosen.embedder.model_info().name
+        # The model is checked before the query is embedded: a mismatch costs no call to the embedder.
+        if not pgvector_search.check_table_model(built, collection, configured):
+            return SearchResult(configured, [], chosen.kind)
+        vector = chosen.embedder.embed_query(query)
+        found = pgvector_search.search_table(conn, settings.pgvector_schema, collection, vector, k, configured, where)
         return dataclasses.replace(found, embedder=chosen.kind)
     except psycopg2.Error as error:
         raise IndexUnreadable(f"the pgvector table of '{collection}' cannot be searched: {_first_line(error)}") from None
