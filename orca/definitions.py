@@ -57,14 +57,7 @@ def build_definitions(settings: OrcaSettings | None = None) -> dg.Definitions:
         schedules=[build_reindex_schedule(settings)],
         resources={
             "embedder": embedder,
-            "warehouse": WarehouseResource(
-                home=str(settings.home),
-                storage_url=settings.storage_url,
-                inbox_sweep_ticks=settings.inbox_sweep_ticks,
-                inbox_follow_symlinks=settings.inbox_follow_symlinks,
-                max_collections=settings.max_collections,
-                search_copy=not settings.pgvector_url,
-            ),
+            "warehouse": WarehouseResource.from_settings(settings),
             # Only a URL here: the sensors open the queue inside their evaluations, never at import.
             "intake_queue": IntakeQueueResource(url=settings.intake_db_url),
             # prepare_model_job talks to Ollama even when the embedder is the offline one, so the model can be

@@ -6,6 +6,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -16,7 +17,7 @@ from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
 from orca_assets.text_splitter import CHUNKER_VERSION, split_document
 from orca_assets.unchanged import file_identity, recall, remember
 from orca_assets.writer_lock import one_writer_per_collection
-from orca_core.embedder import Embedder
+from orca_core.embedder import Embedder, ModelInfo
 from orca_core.layout import CHUNKS_FILE, DOCUMENTS_FILE
 from orca_core.tokens import estimate_tokens
 from orca_resources.warehouse import WarehouseResource, open_parquet
@@ -53,6 +54,18 @@ def chunk_id(doc_id: str, index: int, text: str) -> str:
     return hashlib.sha256(f"{doc_id}\0{index}\0{text}".encode()).hexdigest()[:32]
 
 
+def chunk_settings(config: ChunksConfig, info: ModelInfo) -> tuple[int, int, str]:
+    """Chunk size and overlap for this model, and their signature (the chunker's version with both)."""
+    max_tokens = effective_max_tokens(config.max_tokens, info.context_length, info.document_prefix)
+    overlap = min(config.overlap_tokens, max_tokens // 2 - 1)
+    return max_tokens, overlap, f"v{CHUNKER_VERSION}:{max_tokens}:{overlap}"
+
+
+def chunks_key(signature: str, folder: Path) -> list:
+    """The key `chunks` verifies its table under: the settings' signature, the documents table and its own."""
+    return [signature, file_identity(folder / DOCUMENTS_FILE), file_identity(folder / CHUNKS_FILE)]
+
+
 def effective_max_tokens(requested: int, context_length: int, prefix: str) -> int:
     """The chunk size that fits the model: the requested size, capped by its context minus the prefix."""
     room = int(context_length * CONTEXT_MARGIN) - estimate_tokens(prefix)
@@ -76,14 +89,12 @@ def chunks(
     collection = context.partition_key
     started = time.perf_counter()
     info = embedder.model_info()
-    max_tokens = effective_max_tokens(config.max_tokens, info.context_length, info.document_prefix)
-    overlap = min(config.overlap_tokens, max_tokens // 2 - 1)
-    signature = f"v{CHUNKER_VERSION}:{max_tokens}:{overlap}"
+    max_tokens, overlap, signature = chunk_settings(config, info)
 
     folder = warehouse.collection_dir(collection)
 
     def verified_key() -> list:
-        return [signature, file_identity(folder / DOCUMENTS_FILE), file_identity(folder / CHUNKS_FILE)]
+        return chunks_key(signature, folder)
 
     known = recall(folder, "chunks", verified_key())
     if known is not None:

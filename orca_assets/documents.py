@@ -129,10 +129,9 @@ def documents(
         )
     if not inbox.is_dir():
         context.log.warning(f"inbox folder {inbox} does not exist: the collection has no documents")
-    found_files = list(scan_inbox(inbox)) if inbox.is_dir() else []
+    found_files, listing = inbox_listing(inbox)
     folder = warehouse.collection_dir(collection)
-    listing = _listing_digest(found_files)
-    known = recall(folder, "documents", [listing, file_identity(folder / DOCUMENTS_FILE)])
+    known = recall(folder, "documents", documents_key(listing, folder))
     if known is not None:
         # The very table written (or verified) from this same listing, with no failed document to retry: the
         # comparison below would find every row unchanged, so its figures are reported without reading it.
@@ -200,7 +199,7 @@ def documents(
     if failures:
         forget(folder, "documents")  # failed documents are read again on every run
     else:
-        remember(folder, "documents", [listing, file_identity(folder / DOCUMENTS_FILE)], {"documents": len(rows)})
+        remember(folder, "documents", documents_key(listing, folder), {"documents": len(rows)})
     return _result(context, collection, counts, deleted=len(deleted), total=len(rows), rewritten=rewritten,
                    failures=failures, started=started)
 
@@ -235,12 +234,19 @@ def _result(context: dg.AssetExecutionContext, collection: str, counts: dict[str
     )
 
 
-def _listing_digest(found: list[InboxFile]) -> str:
-    """What the inbox holds, as far as a run tells changes: each file's id, size, mtime and refusal, in order."""
+def inbox_listing(inbox: Path) -> tuple[list[InboxFile], str]:
+    """The inbox's files, and what it holds as far as a run tells changes: each file's id, size, mtime and
+    refusal, in order, as one digest (an absent folder holds nothing)."""
+    found = list(scan_inbox(inbox)) if inbox.is_dir() else []
     digest = hashlib.sha256()
     for item in found:
         digest.update(f"{item.doc_id}\0{item.size}\0{item.mtime_ns}\0{item.refused or ''}\n".encode())
-    return digest.hexdigest()
+    return found, digest.hexdigest()
+
+
+def documents_key(listing: str, folder: Path) -> list:
+    """The key `documents` verifies its table under: the inbox's listing and the table file it was read into."""
+    return [listing, file_identity(folder / DOCUMENTS_FILE)]
 
 
 def _unchanged(previous: dict[str, dict], found: InboxFile) -> bool:

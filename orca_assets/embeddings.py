@@ -3,6 +3,7 @@
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -40,6 +41,12 @@ def _distinct_keys(identity: str, texts: pa.ChunkedArray, slice_rows: int = 8192
 PROGRESS_SECONDS = 1.0
 
 
+def embeddings_key(identity: str, folder: Path) -> list:
+    """The key `embeddings` verifies its store under: the embedder's identity, the chunks, the store and the
+    failed chunks (none failed when it was verified)."""
+    return [identity, *(file_identity(folder / name) for name in (CHUNKS_FILE, STORE_FILE, FAILED_CHUNKS_FILE))]
+
+
 def _text_batches(texts: pa.ChunkedArray, rows: list[int], size: int) -> Iterator[list[str]]:
     """The texts at `rows`, `size` at a time, taken from Arrow only when the embedder asks for them."""
     # One contiguous array (the texts are in memory already): `take` on a column of many chunks costs about
@@ -70,8 +77,7 @@ def embeddings(
     store = EmbeddingStore(folder, info, saved=lambda path: warehouse.saved(collection, path))
 
     def verified_key() -> list:
-        files = (CHUNKS_FILE, STORE_FILE, FAILED_CHUNKS_FILE)
-        return [info.identity, *(file_identity(folder / name) for name in files)]
+        return embeddings_key(info.identity, folder)
 
     if config.force:
         context.log.info("force: forgetting every stored vector of this collection")

@@ -63,6 +63,8 @@ INDEX_SCHEMA = pa.schema(
         ("metadata", pa.string()),  # the document's metadata, a JSON object (`{}` when none)
     ]
 )
+# The materialization's metadata entry naming the served file it ended with (see published_identity).
+FILE_IDENTITY = "file_identity"
 CHUNK_COLUMNS = ["chunk_id", "doc_id", "chunk_index", "text", "source", "page", "section", "title", "metadata"]
 
 
@@ -153,6 +155,12 @@ def index_inputs(chunks: Footer | None, store: Footer | None) -> str | None:
     return f"chunks:{versions[0]};embeddings:{versions[1]}" if all(versions) else None
 
 
+def published_identity(path: Path) -> str:
+    """The served file as it stands (inode, size, mtime): the run that published or verified it records this with
+    its materialization, so a later look can tell the file is still the one that run left (orca_assets/up_to_date.py)."""
+    return ":".join(str(part) for part in file_identity(path) or ["absent"])
+
+
 def _documents(path: Path, inputs: str | None, folder: Path) -> int:
     """How many documents the served index holds: recorded for this very file, or counted from its doc_id column."""
     key = [inputs, file_identity(path)]
@@ -236,6 +244,7 @@ def embedding_index(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             "repaired": repaired,
             "path": dg.MetadataValue.path(str(path)),
             "size_bytes": path.stat().st_size,
+            FILE_IDENTITY: published_identity(path),
             "seconds": round(time.perf_counter() - started, 3),
             **copy,
         }

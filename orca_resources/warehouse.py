@@ -180,6 +180,18 @@ class WarehouseResource(dg.ConfigurableResource):
     # The index's search copy (orca_core/ann), what local search reads; off when pgvector answers searches.
     search_copy: bool = True
 
+    @classmethod
+    def from_settings(cls, settings: OrcaSettings) -> WarehouseResource:
+        """The warehouse the settings describe (the Definitions' resource, and the commands' view of it)."""
+        return cls(
+            home=str(settings.home),
+            storage_url=settings.storage_url,
+            inbox_sweep_ticks=settings.inbox_sweep_ticks,
+            inbox_follow_symlinks=settings.inbox_follow_symlinks,
+            max_collections=settings.max_collections,
+            search_copy=not settings.pgvector_url,
+        )
+
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Per run, not at import: the pool is process-wide, and importers such as the intake need not change it.
         prefer_jemalloc()

@@ -17,9 +17,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         commands, "materialize",
         help="bring collections' indexes up to date now",
         description="Run embed_collection_job for each COLLECTION: read its inbox, chunk, embed what changed, "
-        "publish. Several collections run side by side (--parallel), so the embedding server never waits; "
+        "publish. A collection with nothing changed since its last successful run is left out (--rerun runs it "
+        "anyway). Several collections run side by side (--parallel), so the embedding server never waits; "
         "exits 1 when any of them failed, after the others finished.",
-        examples=("orca materialize samples", "orca materialize --all --parallel 2"),
+        examples=("orca materialize samples", "orca materialize --all --parallel 2", "orca materialize docs --rerun"),
     )
     parser.add_argument("collections", nargs="*", metavar="COLLECTION")
     parser.add_argument("--all", action="store_true", help="every collection that has a folder in the inbox")
@@ -29,6 +30,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "the next one starts; more mostly add waiting on a one-slot server)",
     )
     parser.add_argument("--force", action="store_true", help="forget stored vectors and embed every chunk again")
+    parser.add_argument(
+        "--rerun", action="store_true",
+        help="also run the collections found up to date (by default they are left out: nothing changed in their "
+        "inbox, chunker settings or model since their last successful run, so a run would change nothing)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="also print Dagster's log lines")
     parser.set_defaults(run=run, check=check)
 
@@ -54,6 +60,14 @@ def run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Con
         if not collections:
             err.print(f"[red]error:[/] no collections: put documents in {settings.layout.inbox_root}/<collection>/ first")
             return 1
+    if not (args.force or args.rerun):
+        from orca.home import open_instance, prepare_home
+        from orca.skip_unchanged import drop_up_to_date
+
+        prepare_home(settings)
+        collections = drop_up_to_date(settings, open_instance(settings), collections, out)
+        if not collections:
+            return 0
     if len(collections) == 1:  # one collection runs in this process; several in worker processes
         from orca.materialize import materialize
 

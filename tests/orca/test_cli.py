@@ -1,7 +1,7 @@
 """The `orca` command line, run as real subprocesses against a temporary ORCA_HOME.
 
 `orca materialize` must build the served index, record its run in the instance under DAGSTER_HOME,
-send nothing on an unchanged re-run, re-embed on `--force`, and fail with a plain message and the
+leave an unchanged collection out (no run), send nothing on an unchanged `--rerun`, re-embed on `--force`, and fail with a plain message and the
 right exit code; `orca search` must find the right document and refuse what it cannot answer.
 """
 
@@ -101,8 +101,14 @@ def test_rerun_sends_nothing_and_force_embeds_everything_again(materialized):
     home, env, first = materialized
     assert first.returncode == 0, first.stdout + first.stderr
     rows = pq.read_metadata(home / "warehouse" / COLLECTION / "embedding_index.parquet").num_rows
+    first_run = latest_metadata(home / "dagster", "embeddings")
 
-    again = run_cli(["materialize", COLLECTION], env=env)
+    unchanged = run_cli(["materialize", COLLECTION], env=env)
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+    assert f"Up to date, not run: {COLLECTION}" in unchanged.stdout
+    assert latest_metadata(home / "dagster", "embeddings") == first_run  # no run, so no new materialization
+
+    again = run_cli(["materialize", COLLECTION, "--rerun"], env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert count("inputs sent", again.stdout) == 0
     assert count("unchanged", again.stdout) == len(DOCUMENTS)

@@ -2,7 +2,7 @@
 
 Every collection must get its index and its own recorded run on the instance under DAGSTER_HOME; a failing
 collection must make the command exit 1 and name it while the others still publish; `--all` must take every
-inbox folder; bad or unknown names must be refused before any run starts; Ctrl-C must stop the workers and
+inbox folder; a collection with nothing changed since its last successful run must be left out; bad or unknown names must be refused before any run starts; Ctrl-C must stop the workers and
 leave no run recorded as still in progress. Embeddings come from the Ollama stand-in on a real port.
 """
 
@@ -71,6 +71,15 @@ def test_two_collections_in_one_command_publish_two_indexes_and_record_two_runs(
     for name in ("tides", "bread"):
         assert re.search(rf"^{name}: 3/3 inputs in \d+:\d\d:\d\d", result.stderr, re.MULTILINE), result.stderr
     assert "\x1b" not in result.stderr
+
+    # Again, with only tides changed: bread is left out (no run), tides runs and picks up its new note.
+    (tmp_path / "inbox" / "tides" / "note-3.md").write_text("# tides 3\n\nKing tides are the highest.\n")
+    again = run_cli(["materialize", "tides", "bread"], env=env)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Up to date, not run: bread " in again.stdout
+    runs = recorded_runs(tmp_path)
+    assert [len(runs["tides"]), len(runs["bread"])] == [2, 1]
+    assert index_docs(tmp_path, "tides") == {f"note-{n}.md" for n in range(4)}
 
 
 @pytest.mark.timeout(300)

@@ -91,7 +91,7 @@ def test_materialize_piped_prints_a_few_plain_lines_and_says_when_nothing_needs_
     assert progress[-1].startswith(f"embedding: {DOCUMENTS}/{DOCUMENTS} inputs in "), first.stderr
     assert len(progress) <= 5, first.stderr
 
-    again = run_cli(["materialize", COLLECTION], env=env)
+    again = run_cli(["materialize", COLLECTION, "--rerun"], env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"nothing to embed: all {DOCUMENTS} distinct chunks are already embedded" in again.stderr
     assert "embedding: " not in again.stderr
