@@ -56,9 +56,9 @@ def verdict_min(value: float, target: float) -> tuple[bool, str]:
 class StandIn:
     """`bench/standin.py` in its own process (so its threads never compete with the client for the GIL)."""
 
-    def __init__(self, cost_fixed: float = 0.002, cost_per_char: float = 0.0, dimensions: int = 768):
+    def __init__(self, cost_fixed: float = 0.002, cost_per_char: float = 0.0, dimensions: int = 768, distinct: int = 0):
         self.args = ["--cost-fixed", str(cost_fixed), "--cost-per-char", str(cost_per_char),
-                     "--dimensions", str(dimensions)]
+                     "--dimensions", str(dimensions), "--distinct", str(distinct)]
         self.url = ""
         self.proc: subprocess.Popen | None = None
 

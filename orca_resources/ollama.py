@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Optional
 
 import dagster as dg
-import httpx
 import numpy as np
 from pydantic import PrivateAttr
 
@@ -57,11 +56,10 @@ class OllamaResource(dg.ConfigurableResource):
 
     _client: Optional[OllamaClient] = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
-    # Handed to the client when it is made: tests set them first to record backoff delays, move time
-    # without waiting, or route the HTTP traffic. None means the client's defaults.
+    # Handed to the client when it is made: tests set them first to record backoff delays or move time
+    # without waiting. None means the client's defaults.
     _sleep: Optional[Callable[[float], None]] = PrivateAttr(default=None)
     _clock: Optional[Callable[[], float]] = PrivateAttr(default=None)
-    _transport: Optional[httpx.BaseTransport] = PrivateAttr(default=None)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -78,9 +76,7 @@ class OllamaResource(dg.ConfigurableResource):
         """The client every call goes through: made in `setup_for_execution`, or on first use outside a run."""
         with self._lock:
             if self._client is None:
-                self._client = OllamaClient(
-                    self.ollama_config(), sleep=self._sleep, clock=self._clock, transport=self._transport
-                )
+                self._client = OllamaClient(self.ollama_config(), sleep=self._sleep, clock=self._clock)
             return self._client
 
     def close(self) -> None:

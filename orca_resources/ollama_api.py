@@ -1,22 +1,25 @@
 """What Ollama's names and answers mean: model names, `/api/tags`, `/api/show` and `/api/embed` bodies.
 
-Pure functions over decoded JSON, so every caller (the client, model management, `orca up`) reads an answer
-the same way and none of them needs a server to be tested.
+Pure functions over an answer's bytes or decoded JSON, so every caller (the client, model management, `orca up`)
+reads an answer the same way and none of them needs a server to be tested.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
+import simdjson
 
 from orca_core.model_names import base_model_name, same_model
 from orca_resources.errors import InvalidResponse
 
 __all__ = ["KNOWN_PREFIXES", "RETRIEVAL_QUERY", "ModelShape", "base_model_name", "check_vectors", "digest_in_tags",
-           "same_model", "shape_from_show"]
+           "json_body", "same_model", "shape_from_show", "vectors_from_answer"]
 
 RETRIEVAL_QUERY = "Represent this sentence for searching relevant passages: "
 # (document prefix, query prefix) the model cards ask for; vectors without them retrieve noticeably worse.
@@ -70,8 +73,51 @@ def shape_from_show(show: Any) -> ModelShape:
     )
 
 
+def json_body(body: bytes) -> Any:
+    """An answer's JSON. orjson parses it about 3x faster than the standard library, but refuses the NaN literals a
+    server under load has been seen to send; the standard parser reads those, so such an answer is refused for
+    what it holds (check_vectors), not as malformed JSON."""
+    try:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return json.loads(body)
+    except ValueError as exc:
+        raise InvalidResponse(f"answered with invalid JSON ({body[:80]!r}...)") from exc
+
+
+def vectors_from_answer(body: bytes, count: int, dims: int) -> np.ndarray:
+    """The (count, dims) float32 vectors of an /api/embed answer's bytes, or InvalidResponse saying what is wrong.
+
+    simdjson (pysimdjson) reads the floats straight into one buffer of doubles, with no Python object per float:
+    half the CPU of decoding the answer into lists and converting those (0.58 against 1.15 ms for 32 x 768), and
+    the same float32 values. An answer it cannot take that way (the NaN literals of a server under load, which
+    are not JSON; a missing field; a wrong shape or type) is decoded the general way and judged by check_vectors,
+    which names what is wrong.
+    """
+    flat = _flat_vectors(body, count, dims)
+    if flat is None:
+        return check_vectors(json_body(body), count, dims)
+    return _sound(flat.astype(np.float32).reshape(count, dims))
+
+
+def _flat_vectors(body: bytes, count: int, dims: int) -> np.ndarray | None:
+    """The answer's `count` x `dims` numbers as one flat float64 array, or None when they are not just that."""
+    try:
+        # A parser per answer (about 40 us): answers are parsed on several threads, and a parser cannot parse
+        # again while any value it gave out is still referenced.
+        rows = simdjson.Parser().parse(body)["embeddings"]
+        if not isinstance(rows, simdjson.Array) or len(rows) != count:
+            return None
+        if any(not isinstance(row, simdjson.Array) or len(row) != dims for row in rows):
+            return None
+        return np.frombuffer(rows.as_buffer(of_type="d"), dtype=np.float64)
+    except (ValueError, TypeError, KeyError, IndexError, RuntimeError):
+        return None
+
+
 def check_vectors(data: Any, count: int, dims: int) -> np.ndarray:
-    """The (count, dims) float32 vectors of an /api/embed answer, or InvalidResponse saying what is wrong."""
+    """The (count, dims) float32 vectors of a decoded /api/embed answer, or InvalidResponse saying what is wrong."""
     vectors = data.get("embeddings") if isinstance(data, dict) else None
     if not isinstance(vectors, list):
         raise InvalidResponse("answered /api/embed without an 'embeddings' list")
@@ -88,7 +134,12 @@ def check_vectors(data: Any, count: int, dims: int) -> np.ndarray:
         flat = np.fromiter(itertools.chain.from_iterable(vectors), dtype=np.float32, count=count * dims)
     except (TypeError, ValueError) as exc:
         raise InvalidResponse(f"returned vectors that are not equal-length lists of numbers ({exc})") from exc
-    array = flat.reshape(count, dims)
+    return _sound(flat.reshape(count, dims))
+
+
+def _sound(array: np.ndarray) -> np.ndarray:
+    """`array`, once every vector is finite and not all zero (both seen from servers under load)."""
+    count = len(array)
     bad = np.flatnonzero(~np.isfinite(array).all(axis=1))
     if bad.size:
         raise InvalidResponse(f"returned NaN/infinite values in {bad.size} of {count} vectors (seen under load)")

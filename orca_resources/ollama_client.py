@@ -16,15 +16,21 @@ from typing import Any
 
 # Only for the logger: Dagster captures its records into a run's event log; elsewhere it is a plain logger.
 import dagster as dg
-import httpx
 import numpy as np
 
 from orca_core.embedder import BatchOutcome, InputKind, ModelInfo
 from orca_core.settings import split_hosts
 from orca_resources.errors import ContextLengthExceeded, EmbedderError, InvalidResponse, ModelNotFound
-from orca_resources.ollama_api import KNOWN_PREFIXES, base_model_name, check_vectors, digest_in_tags, shape_from_show
+from orca_resources.ollama_api import (
+    KNOWN_PREFIXES,
+    base_model_name,
+    digest_in_tags,
+    shape_from_show,
+    vectors_from_answer,
+)
 from orca_resources.ollama_http import OllamaHosts
 from orca_resources.ollama_retry import RetryPolicy
+from orca_resources.ollama_transport import Timeouts
 
 TOO_LONG_POLICIES = ("truncate", "fail")
 
@@ -72,12 +78,9 @@ class OllamaConfig:
             self.max_retries, self.backoff_initial, self.backoff_max, self.breaker_failures, self.breaker_cooldown
         )
 
-    def timeout(self) -> httpx.Timeout:
-        """Connect and read timeouts; a request may wait for a pool slot as long as for an answer."""
-        return httpx.Timeout(
-            connect=self.connect_timeout, read=self.read_timeout, write=max(self.connect_timeout, 30.0),
-            pool=self.read_timeout,
-        )
+    def timeouts(self) -> Timeouts:
+        """Connect and read timeouts (a request waits for a free slot in `OllamaHosts`, not in its pool)."""
+        return Timeouts(connect=self.connect_timeout, read=self.read_timeout)
 
 
 class OllamaClient:
@@ -87,8 +90,8 @@ class OllamaClient:
     request queued behind the running one keeps it busy, and more only lengthens its queue. Opens its HTTP
     clients when built; `close()` (or leaving a `with` block) closes them.
 
-    `sleep`, `clock` and `transport` let tests record backoff delays, move time without waiting, or route
-    the HTTP traffic; they default to `time.sleep`, `time.monotonic` and a real connection.
+    `sleep` and `clock` let tests record backoff delays or move time without waiting; they default to
+    `time.sleep` and `time.monotonic`.
     """
 
     def __init__(
@@ -97,13 +100,12 @@ class OllamaClient:
         *,
         sleep: Callable[[float], None] | None = None,
         clock: Callable[[], float] | None = None,
-        transport: httpx.BaseTransport | None = None,
     ):
         self.config = config
         self._http = OllamaHosts(
             config.hosts, model=config.model, max_in_flight_per_host=config.max_in_flight_per_host,
-            timeout=config.timeout(), policy=config.retry_policy(), sleep=sleep or time.sleep,
-            clock=clock or time.monotonic, transport=transport,
+            timeouts=config.timeouts(), policy=config.retry_policy(), sleep=sleep or time.sleep,
+            clock=clock or time.monotonic,
         )
         self._info: ModelInfo | None = None
         self._lock = threading.Lock()
@@ -279,6 +281,6 @@ class OllamaClient:
         if config.dimensions is not None:
             payload["dimensions"] = config.dimensions
         _, vectors = self._http.request(
-            "POST", "/api/embed", payload, parse=lambda data: check_vectors(data, len(texts), dims)
+            "POST", "/api/embed", payload, raw=True, parse=lambda body: vectors_from_answer(body, len(texts), dims)
         )
         return vectors

@@ -6,17 +6,15 @@ error mapping behave the same for embedding, model lookup, model management and 
 
 from __future__ import annotations
 
-import functools
 import json
 import random
-import ssl
 import threading
 from collections.abc import Callable
 from typing import Any, NoReturn
 
 import dagster as dg
-import httpx
-import orjson
+import urllib3
+from urllib3.exceptions import HTTPError as TransportError
 
 from orca_resources.errors import (
     CircuitOpenError,
@@ -27,7 +25,9 @@ from orca_resources.errors import (
     ModelNotFound,
     StreamError,
 )
+from orca_resources.ollama_api import json_body
 from orca_resources.ollama_retry import CircuitBreaker, RetryPolicy, parse_retry_after
+from orca_resources.ollama_transport import ServerPool, Timeouts, answer_lines, describe, error_text
 
 # Paths whose 404 means "model not pulled"; elsewhere a 404 means the URL is not an Ollama server.
 MODEL_PATHS = ("/api/embed", "/api/show")
@@ -44,31 +44,6 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-def _error_text(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-        if isinstance(body, dict) and "error" in body:
-            return str(body["error"])
-    except ValueError:
-        pass
-    return response.text[:300] or response.reason_phrase
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One verifying TLS context per process, shared by every client.
-
-    httpx builds a new one per client by default, and loading the CA bundle costs about 17 ms: paid on every
-    run, since a client is built per run. Sharing a context between clients is safe.
-    """
-    return httpx.create_ssl_context()
-
-
 class OllamaHosts:
     """HTTP clients, in-flight slots and circuit breakers for one or more Ollama servers."""
 
@@ -78,11 +53,10 @@ class OllamaHosts:
         *,
         model: str,
         max_in_flight_per_host: int,
-        timeout: httpx.Timeout,
+        timeouts: Timeouts,
         policy: RetryPolicy,
         sleep: Callable[[float], None],
         clock: Callable[[], float],
-        transport: httpx.BaseTransport | None = None,
     ):
         if not hosts:
             raise ValueError("no Ollama host configured: set `host` (or OLLAMA_HOST) to e.g. http://localhost:11434")
@@ -95,11 +69,8 @@ class OllamaHosts:
         self._sleep = sleep
         self._clock = clock
         self._random = random.Random()
-        limits = httpx.Limits(max_connections=max_in_flight_per_host + 2, max_keepalive_connections=max_in_flight_per_host + 2)
-        self._clients = {
-            h: httpx.Client(base_url=h, timeout=timeout, limits=limits, transport=transport, verify=_tls_context())
-            for h in self.hosts
-        }
+        # Never more requests in flight than slots (`_acquire`): the pools need not block, only keep them alive.
+        self._clients = {h: ServerPool(h, timeouts, max_in_flight_per_host + 2) for h in self.hosts}
         self._cond = threading.Condition()
         self._in_flight = {h: 0 for h in self.hosts}
         self._started = {h: 0 for h in self.hosts}
@@ -112,9 +83,9 @@ class OllamaHosts:
         return self.max_in_flight * len(self.hosts)
 
     def close(self) -> None:
-        """Close every host's HTTP client."""
+        """Close every host's connections."""
         for client in self._clients.values():
-            client.close()
+            client.pool.close()
 
     def request(
         self,
@@ -124,12 +95,14 @@ class OllamaHosts:
         *,
         host: str | None = None,
         parse: Callable[[Any], Any] | None = None,
+        raw: bool = False,
         retries: int | None = None,
         on_line: Callable[[dict], None] | None = None,
     ) -> tuple[str, Any]:
         """Send one call, retrying transient failures (on another healthy host when there is one).
 
-        `parse` validates a 2xx JSON body and raises InvalidResponse for a wrong one, which is retried.
+        `parse` validates a 2xx JSON body (its bytes, with `raw`) and raises InvalidResponse for a wrong one, which
+        is retried.
         With `on_line`, the answer is read as a stream of NDJSON objects (`"stream": true` calls such as
         `/api/pull`): each one is handed to `on_line` as it arrives, and `parse` sees the last one. A line
         carrying `{"error": ...}` raises StreamError with the server's message, though the status was 200.
@@ -142,7 +115,8 @@ class OllamaHosts:
             verdict: bool | None = None
             try:
                 if on_line is None:
-                    data = self._attempt(chosen, method, path, payload)
+                    body = self._attempt(chosen, method, path, payload)
+                    data = body if raw else json_body(body)
                 else:
                     data = self._attempt_stream(chosen, method, path, payload, on_line)
                 result = parse(data) if parse else data
@@ -178,21 +152,11 @@ class OllamaHosts:
 
     def _attempt(self, host: str, method: str, path: str, payload: dict | None) -> Any:
         try:
-            response = self._clients[host].request(method, path, json=payload)
-        except httpx.TransportError as exc:
-            raise _Retryable(f"{host}: {_describe(exc)}", host_fault=True) from exc
-        if response.status_code < 300:
-            try:
-                # orjson parses an /api/embed answer (32 x 768 floats as JSON text) about 3x faster than the
-                # standard library: at a few GPU servers' rate, parsing is most of the client's CPU. It refuses
-                # the NaN literals a server under load has been seen to send; the standard parser reads those,
-                # so the answer is refused for what it holds (check_vectors), not as malformed JSON.
-                try:
-                    return orjson.loads(response.content)
-                except orjson.JSONDecodeError:
-                    return json.loads(response.content)
-            except ValueError as exc:
-                raise InvalidResponse(f"answered {path} with invalid JSON ({response.text[:80]!r}...)") from exc
+            response = self._clients[host].send(method, path, payload)
+        except (TransportError, OSError) as exc:
+            raise _Retryable(f"{host}: {describe(exc)}", host_fault=True) from exc
+        if response.status < 300:
+            return response.data
         self._raise_for_status(host, method, path, response)
 
     def _attempt_stream(
@@ -201,11 +165,12 @@ class OllamaHosts:
         """One streamed attempt: NDJSON objects to `on_line` as they arrive; returns the last one."""
         last: Any = None
         try:
-            with self._clients[host].stream(method, path, json=payload) as response:
-                if response.status_code >= 300:
-                    response.read()
+            response = self._clients[host].send(method, path, payload, stream=True)
+            try:
+                if response.status >= 300:
+                    response.read(cache_content=True)  # kept for `.data`, which the error message reads
                     self._raise_for_status(host, method, path, response)
-                for line in response.iter_lines():
+                for line in answer_lines(response):
                     if not line.strip():
                         continue
                     try:
@@ -216,14 +181,16 @@ class OllamaHosts:
                         raise StreamError(f"{host} reported an error during {method} {path}: {data['error']}")
                     on_line(data if isinstance(data, dict) else {"value": data})
                     last = data
-        except httpx.TransportError as exc:  # also a connection cut in the middle of the stream
-            raise _Retryable(f"{host}: {_describe(exc)}", host_fault=True) from exc
+            finally:
+                response.release_conn()
+        except (TransportError, OSError) as exc:  # also a connection cut in the middle of the stream
+            raise _Retryable(f"{host}: {describe(exc)}", host_fault=True) from exc
         return last
 
-    def _raise_for_status(self, host: str, method: str, path: str, response: httpx.Response) -> NoReturn:
+    def _raise_for_status(self, host: str, method: str, path: str, response: urllib3.BaseHTTPResponse) -> NoReturn:
         """Map a non-2xx answer to the error the caller can act on (or a retryable one)."""
-        status = response.status_code
-        message = _error_text(response)
+        status = response.status
+        message = error_text(response)
         if status == 404:
             if path in MODEL_PATHS:
                 raise ModelNotFound(self.model, host)

@@ -64,6 +64,24 @@ def test_crashed_run_resumes_from_persisted_batches(pipeline):
     assert all(check_results(resumed).values())
 
 
+def test_a_part_torn_by_a_power_loss_is_skipped_and_its_batch_embedded_again(pipeline):
+    # Parts are not fsynced (orca_assets/embedding_store.py): after a power loss the newest may be cut short.
+    write_collection(pipeline.inbox)
+    hashing = HashingEmbedderResource(dimensions=64, batch_size=2)
+    assert not pipeline.run(DyingEmbedder(hashing, batches_before_death=2), chunk_tokens=32).success
+    parts = sorted((pipeline.home / "warehouse" / "docs" / "embeddings.parts").rglob("part-*.arrow"))
+    assert len(parts) == 2
+    parts[-1].write_bytes(parts[-1].read_bytes()[:100])
+
+    resumed = pipeline.run(hashing, chunk_tokens=32)
+    assert resumed.success, failure_message(resumed)
+    embedded = metadata(resumed, "embeddings")
+    assert embedded["reused"] == 2  # the intact part only
+    assert embedded["inputs_sent"] == pipeline.index().num_rows - 2
+    assert all(check_results(resumed).values())
+    assert not any((pipeline.home / "warehouse" / "docs" / "embeddings.parts").rglob("part-*"))
+
+
 def test_hashing_embedder_names_its_model_in_the_index(pipeline):
     write_collection(pipeline.inbox)
     result = pipeline.run(HashingEmbedderResource())

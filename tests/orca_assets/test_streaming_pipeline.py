@@ -209,3 +209,24 @@ def test_streamed_compaction_dedupes_filters_and_drops_stale_identities(tmp_path
     assert store.is_compact_for({"a", "b", "c", "d"})
     assert not store.is_compact_for({"a", "b", "c"})
     assert store.known_keys() == {"a", "b", "c", "d"}
+
+
+def test_streamed_files_keep_row_groups_bounded_and_vectors_without_dictionary(tmp_path):
+    from orca_resources.warehouse import StreamWriter, stream_parquet_atomic
+
+    schema = pa.schema([("key", pa.string()), ("embedding", pa.list_(pa.float32(), 4))])
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(4 * 50, dtype=np.float32)), 4)
+    one_batch = pa.RecordBatch.from_arrays([pa.array([str(i) for i in range(50)]), vectors], schema=schema)
+    target = tmp_path / "vectors.parquet"
+    with stream_parquet_atomic(target, schema) as out:
+        out.rows = 8  # one batch of 50 rows written at once (a store batch whose vector many chunks share)
+        assert isinstance(out, StreamWriter)
+        out.write(one_batch)
+    metadata = pq.ParquetFile(target).metadata
+    sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+    assert sum(sizes) == 50 and len(sizes) > 1 and max(sizes) < 16
+    assert pq.read_table(target).equals(pa.Table.from_batches([one_batch]))
+    encodings = {metadata.row_group(0).column(i).path_in_schema: metadata.row_group(0).column(i).encodings
+                 for i in range(metadata.num_columns)}
+    assert "RLE_DICTIONARY" in encodings["key"]
+    assert not any("DICTIONARY" in e for e in encodings["embedding.list.element"])

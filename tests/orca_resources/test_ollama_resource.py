@@ -91,7 +91,7 @@ def test_works_as_a_dagster_resource(ollama_standin):
 def test_server_errors_reach_the_caller_through_the_resource():
     resource = OllamaResource(host=closed_port_url(), max_retries=0)
     try:
-        with pytest.raises(EmbedderUnavailable, match="ConnectError"):
+        with pytest.raises(EmbedderUnavailable, match="Connection refused"):
             resource.model_info()
     finally:
         resource.close()
