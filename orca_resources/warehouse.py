@@ -73,20 +73,17 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 
 def parquet_options(schema: pa.Schema) -> dict:
-    """How Orca writes Parquet: zstd and dictionaries for the other columns, neither for vector columns.
+    """How Orca writes Parquet: zstd, and no dictionary for vector columns.
 
-    Float vectors of a real model hardly repeat and hardly compress. A dictionary never pays: Arrow builds one for
+    A dictionary never pays for float vectors of a real model (their values hardly repeat): Arrow builds one for
     every column chunk, finds it too large and falls back, which made writing an index or a vector store about
-    twice as costly in CPU (41,000 vectors of 768 floats: 0.70 s against 0.37 s), for a larger file. zstd saves
-    8% of their bytes (120 to 111 MiB for those vectors) and makes every read of them 4x dearer in CPU (1.39
-    against 0.35 s), and a run reads the vectors three times (the index from the store, the checks, the copy).
+    twice as costly in CPU (41,000 vectors of 768 floats: 0.70 s against 0.37 s), for a larger file.
+    Compression stays on for them although it makes reading them 4x dearer in CPU: without it (or with snappy)
+    the index step of 200,000 chunks peaked at 895-912 MiB instead of 488 (bench row 7).
     """
     vectors = (pa.types.is_fixed_size_list, pa.types.is_list, pa.types.is_large_list)
     plain = [field.name for field in schema if not any(is_type(field.type) for is_type in vectors)]
-    return {
-        "compression": {field.name: "zstd" if field.name in plain else "none" for field in schema},
-        "use_dictionary": plain,
-    }
+    return {"compression": "zstd", "use_dictionary": plain}
 
 
 def write_parquet_atomic(table: pa.Table, target: Path) -> None:
