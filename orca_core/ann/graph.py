@@ -1,19 +1,15 @@
 """The HNSW graph of a segment, built with usearch and saved for readers to map.
 
-Int8 vectors in the graph (usearch scales the unit vectors to -127..127): a quarter of float32's bytes to walk
-and to map, and the cheapest distance this usearch build has on this machine's CPU. A search ranks its
-candidates again in float32, so the scores a caller sees are exact, and the graph only has to bring the true
-neighbours among them. Building it is most of a run's CPU per new chunk (issue 17), so the settings are the
-cheapest measured that keep recall (vectors with the structure of real embeddings, bench/search_vectors.py,
-100,000 rows, 2 threads; recall@10 after the float32 re-ranking):
+Half-precision vectors in the graph: half the bytes to walk and to map, and with this usearch build on this
+machine's CPU 2-4x faster to build and to search than its float32 (bench/ann_libraries.py: its float32
+cosine costs 376 ns a distance, half precision 125). A search ranks its candidates again in float32, so the
+scores a caller sees are exact.
 
-| graph | build CPU per vector | recall@10 |
-|---|---|---|
-| half precision, M 16, expansion 64 (before) | 528 us | 1.000 |
-| int8, M 16, expansion 32 | 148 us | 0.987 |
-| int8, M 16, expansion 40 (these) | 174 us | 0.995 |
-
-Graphs saved with other settings are still read: usearch keeps its settings in the file.
+Building the graph is most of a run's CPU per new chunk (issue 17: about 450 us a vector here). Cheaper
+settings were measured and refused on recall: int8 (usearch scales unit vectors by 127, and a 768-dimension
+unit vector's components are about 0.036, so they keep 3 bits) with an insertion list of 40 builds in 150 us
+a vector and keeps recall@10 at 0.995 at 100,000 rows, but falls to 0.841 at a million (half precision with 64:
+0.968; bench 11, `make bench-search`); int8 with 32 falls to 0.90 already at 300,000 rows.
 """
 
 from __future__ import annotations
@@ -29,7 +25,7 @@ from orca_core.ann.manifest import ROW_BITS, SegmentEntry
 from orca_core.ann.vectors import VectorFile
 
 CONNECTIVITY = 16  # HNSW's M: links per node
-EF_ADD = 40  # candidate list while inserting
+EF_ADD = 64  # candidate list while inserting
 BLOCK = 8192  # vectors read and added at a time (24 MiB at 768 dimensions)
 LOG_EVERY = 65536  # vectors between two progress lines
 
@@ -40,10 +36,10 @@ def build_graph(folder: Path, entry: SegmentEntry, dimensions: int, log: Callabl
 
     started = time.perf_counter()
     stem = folder / entry.stem
-    # Read a block at a time, not mapped: the graph holds its own int8 copy, and mapped pages of the
+    # Read a block at a time, not mapped: the graph holds its own half-precision copy, and mapped pages of the
     # float32 file would count in this process's resident memory besides it.
     vectors = VectorFile(Path(f"{stem}.vectors.npy"))
-    graph = Index(ndim=dimensions, metric="cos", dtype="i8", connectivity=CONNECTIVITY, expansion_add=EF_ADD)
+    graph = Index(ndim=dimensions, metric="cos", dtype="f16", connectivity=CONNECTIVITY, expansion_add=EF_ADD)
     base = np.uint64(entry.number) << np.uint64(ROW_BITS)
     logged = 0
     for start in range(0, entry.rows, BLOCK):

@@ -111,7 +111,7 @@ class Segment:
             count = min(self.entry.rows, count * 4)
 
     def _rank(self, query: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        # The graph compares int8 vectors; the scores a caller sees are the float32 ones.
+        # The graph compares half-precision vectors; the scores a caller sees are the float32 ones.
         rows = np.unique(rows)
         scores = np.asarray(self.vectors.take(rows) @ query, dtype=np.float32)
         order = np.lexsort((rows, -scores))[:k]
