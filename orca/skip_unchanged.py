@@ -11,9 +11,8 @@ from __future__ import annotations
 import dagster as dg
 from rich.console import Console
 
+from orca_core.asset_names import PGVECTOR_ASSET
 from orca_core.settings import OrcaSettings
-
-PGVECTOR_ASSET = "pgvector_table"
 
 
 def up_to_date(settings: OrcaSettings, instance: dg.DagsterInstance, collections: list[str]) -> dict[str, str | None]:

@@ -16,6 +16,7 @@ import dagster as dg
 from orca_assets.index import embedding_index
 from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
 from orca_assets.writer_lock import one_writer_per_collection
+from orca_core.asset_names import PGVECTOR_ASSET
 from orca_resources.pgvector import PgVectorResource
 from orca_resources.warehouse import WarehouseResource
 
@@ -24,7 +25,7 @@ CHECK_NAME = "pgvector_sync_check"
 PGVECTOR_CHECK_SPECS = [
     dg.AssetCheckSpec(
         CHECK_NAME,
-        asset="pgvector_table",
+        asset=PGVECTOR_ASSET,
         description="After the sync, the table holds exactly the index's chunk ids: same row count and same md5 "
         "of the sorted ids.",
         partitions_def=collections_partitions,

@@ -6,5 +6,8 @@ materializations and check results: both sides take the names from here.
 
 EMBEDDINGS_ASSET = "embeddings"
 INDEX_ASSET = "embedding_index"
+# The index's PostgreSQL table, in the graph when ORCA_PGVECTOR_URL is set; `orca materialize` asks whether a
+# collection's last run also synced it.
+PGVECTOR_ASSET = "pgvector_table"
 # The freshness check on INDEX_ASSET: warns when an inbox change waited too long for its index.
 INDEX_FOLLOWS_INBOX = "index_follows_inbox"
