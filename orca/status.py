@@ -29,7 +29,7 @@ import httpx
 
 from orca.prepare import PROBE_TIMEOUT_SECONDS, hosts_missing_model
 from orca.up import intake_url, local_url
-from orca.up_record import read_record
+from orca.up_record import embedder_of, read_record
 from orca_core.settings import OrcaSettings
 from orca_core.tags import PARTITION_TAG, SOURCE_TAG
 
@@ -153,10 +153,10 @@ def _ollama_hosts(settings: OrcaSettings) -> list[dict]:
     ]
 
 
-def _embedder(settings: OrcaSettings, hosts: list[dict], unknown: str | None, chosen: str | None) -> dict:
-    """The embedder's entry; `unknown` says why the hosts could not be asked, `chosen` is what a running
-    `orca up` runs with (orca/up_record.py)."""
-    if (chosen or settings.embedder) == "hashing":
+def _embedder(settings: OrcaSettings, hosts: list[dict], unknown: str | None, embedder: str) -> dict:
+    """The entry of `embedder` (the one in use: orca/up_record.py's `embedder_of`); `unknown` says why the
+    hosts could not be asked."""
+    if embedder == "hashing":
         from orca_resources.hashing_embedder import MODEL_NAME
 
         why = "ORCA_EMBEDDER=hashing" if settings.embedder == "hashing" else "`orca up` fell back to it: no Ollama answered"
@@ -214,7 +214,7 @@ def gather(settings: OrcaSettings, recent: int = RECENT_RUNS) -> dict:
     except Exception as error:  # noqa: BLE001
         hosts, unknown = [], str(error)
     running = read_record(settings)
-    model = _embedder(settings, hosts, unknown, running and running.get("embedder"))
+    model = _embedder(settings, hosts, unknown, embedder_of(running, settings))
     services["code_server"] = _code_server(running)
 
     services = {name: services[name] for name in ("webserver", "daemon", "code_server", "intake")}

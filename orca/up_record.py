@@ -1,9 +1,13 @@
-"""What a running `orca up` chose at start, for `orca status`: `$ORCA_HOME/up.json`.
+"""What a running `orca up` chose at start, for the commands run beside it: `$ORCA_HOME/up.json`.
 
 Two things are settled only when `orca up` starts: the embedder (the offline one when no Ollama answered,
 whatever ORCA_EMBEDDER says) and the code server's port (a free one unless ORCA_CODE_SERVER_PORT pins it).
 `orca up` writes them here once its children serve and removes the file when it stops; a file left by an
 `orca up` that was killed names a process that is gone, and is ignored.
+
+While an `orca up` runs, its embedder is the one of this ORCA_HOME (`embedder_of`): its daemon's runs write the
+indexes with it, so `orca status` reports it and `orca materialize` runs with it (`following_up`), instead of
+asking an Ollama that `orca up` already found silent.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import json
 import os
 from pathlib import Path
 
-from orca_core.settings import OrcaSettings
+from orca_core.settings import EMBEDDERS, OrcaSettings
 
 RECORD_NAME = "up.json"
 
@@ -41,3 +45,15 @@ def read_record(settings: OrcaSettings) -> dict | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def embedder_of(record: dict | None, settings: OrcaSettings) -> str:
+    """The embedder in use on this ORCA_HOME: the one `record` (read_record's answer) names, else ORCA_EMBEDDER's."""
+    chosen = record.get("embedder") if record else None
+    return chosen if chosen in EMBEDDERS else settings.embedder
+
+
+def following_up(settings: OrcaSettings) -> OrcaSettings:
+    """`settings` with the embedder of the `orca up` running on this ORCA_HOME, when one runs."""
+    embedder = embedder_of(read_record(settings), settings)
+    return settings if embedder == settings.embedder else settings.model_copy(update={"embedder": embedder})

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
@@ -25,6 +26,7 @@ from orca_core.layout import CHUNKS_FILE, DOCUMENTS_FILE, FAILED_CHUNKS_FILE, IN
 from orca_resources.warehouse import ROW_GROUP_ROWS, WarehouseResource, open_parquet, read_footer, read_parquet
 
 UNIT_NORM_TOLERANCE = 1e-3
+VALUE_COUNTS = ("non_finite_rows", "zero_rows", "off_unit_norm_rows")  # embedding_values_check's counts
 
 
 @dataclass(frozen=True)
@@ -36,14 +38,57 @@ class IndexFile:
     collection: str
 
     def column(self, name: str) -> pa.ChunkedArray:
-        """One column of the index (never the vectors: those are streamed, see vector_batches)."""
+        """One column of the index (never the vectors: those are streamed, see vector_summary)."""
         return read_parquet(self.path, columns=[name])[name]
 
-    def vector_batches(self) -> Iterator[pa.Array]:
-        """The vectors a row group at a time, so a check holds one batch of vectors, not the index."""
+    @cached_property
+    def vector_summary(self) -> VectorSummary:
+        """What both vector checks need, from one pass over the vectors a row group at a time: the pass
+        decompresses every vector, the largest cost of judging an index, so it is made once per judgement."""
+        footer = read_footer(self.path)
+        summary = VectorSummary(int(footer.metadata["orca.dimensions"]),
+                                footer.metadata.get("orca.normalized", "true") == "true")  # fmt: skip
         with open_parquet(self.path) as index:
             for batch in index.iter_batches(batch_size=ROW_GROUP_ROWS, columns=["embedding"]):
-                yield batch.column(0)
+                summary.add(batch.column(0))
+        return summary
+
+
+@dataclass
+class VectorSummary:
+    """Counts over an index's vectors, gathered batch by batch (IndexFile.vector_summary)."""
+
+    expected: int  # the dimension the model reports
+    normalized: bool  # whether the embedder promises unit-length vectors
+    rows: int = 0
+    wrong_dimension: int = 0
+    lengths: set = field(default_factory=set)
+    counts: dict = field(default_factory=lambda: dict.fromkeys(VALUE_COUNTS, 0))
+    low: float = np.inf
+    high: float = -np.inf
+
+    def add(self, vectors: pa.Array) -> None:
+        self.rows += len(vectors)
+        lengths = pc.list_value_length(vectors)
+        self.wrong_dimension += len(vectors) - (pc.sum(pc.equal(lengths, self.expected)).as_py() or 0)
+        self.lengths.update(pc.unique(lengths).to_pylist())
+        if not self.uniform:
+            return  # mixed dimensions, or a missing vector: the verdict is known, only the count above is wanted
+        matrix = _matrix(vectors, next(iter(self.lengths)))
+        finite = np.isfinite(matrix).all(axis=1)
+        norms = np.linalg.norm(np.where(np.isfinite(matrix), matrix, 0.0), axis=1) if not finite.all() else \
+            np.linalg.norm(matrix, axis=1)  # fmt: skip
+        zero = norms < 1e-6
+        off_unit = np.abs(norms - 1.0) > UNIT_NORM_TOLERANCE if self.normalized else np.zeros_like(zero)
+        self.counts["non_finite_rows"] += int((~finite).sum())
+        self.counts["zero_rows"] += int(zero.sum())
+        self.counts["off_unit_norm_rows"] += int(off_unit.sum())
+        if len(norms):
+            self.low, self.high = min(self.low, float(norms.min())), max(self.high, float(norms.max()))
+
+    @property
+    def uniform(self) -> bool:
+        return len(self.lengths) == 1 and None not in self.lengths
 
 
 @dataclass(frozen=True)
@@ -63,40 +108,22 @@ def _count(mask: pa.Array) -> int:
 
 
 def embedding_dimension(index: IndexFile) -> Verdict:
-    expected = int(read_footer(index.path).metadata["orca.dimensions"])
-    wrong = 0
-    for vectors in index.vector_batches():
-        wrong += len(vectors) - (pc.sum(pc.equal(pc.list_value_length(vectors), expected)).as_py() or 0)
+    summary = index.vector_summary
+    wrong, expected = summary.wrong_dimension, summary.expected
     why = f"{wrong} rows do not have the model's {expected} dimensions" if wrong else f"all {expected}-dimensional"
     return Verdict(wrong == 0, {"expected_dimension": expected, "wrong_rows": wrong}, why)
 
 
 def embedding_values(index: IndexFile) -> Verdict:
-    footer = read_footer(index.path)
-    normalized = footer.metadata.get("orca.normalized", "true") == "true"
-    if footer.num_rows == 0:
+    summary = index.vector_summary
+    if summary.rows == 0:
         return Verdict(True, {"rows": 0}, "no rows")
-    lengths: set[int | None] = set()
-    counts = dict.fromkeys(("non_finite_rows", "zero_rows", "off_unit_norm_rows"), 0)
-    low, high = np.inf, -np.inf
-    for vectors in index.vector_batches():
-        lengths.update(pc.unique(pc.list_value_length(vectors)).to_pylist())
-        if len(lengths) != 1 or None in lengths:
-            continue  # mixed dimensions, or a missing vector: the answer is known, only their count is wanted
-        matrix = _matrix(vectors, next(iter(lengths)))
-        finite = np.isfinite(matrix).all(axis=1)
-        norms = np.linalg.norm(np.where(np.isfinite(matrix), matrix, 0.0), axis=1)
-        zero = norms < 1e-6
-        off_unit = np.abs(norms - 1.0) > UNIT_NORM_TOLERANCE if normalized else np.zeros_like(zero)
-        counts["non_finite_rows"] += int((~finite).sum())
-        counts["zero_rows"] += int(zero.sum())
-        counts["off_unit_norm_rows"] += int(off_unit.sum())
-        low, high = min(low, float(norms.min())), max(high, float(norms.max()))
-    if len(lengths) != 1 or None in lengths:
-        return Verdict(False, {"distinct_dimensions": len(lengths)}, "vectors are missing or of mixed dimensions")
-    bad = {name: count for name, count in counts.items() if count}
+    if not summary.uniform:
+        why = "vectors are missing or of mixed dimensions"
+        return Verdict(False, {"distinct_dimensions": len(summary.lengths)}, why)
+    bad = {name: count for name, count in summary.counts.items() if count}
     why = ", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in bad.items()) or "all finite"
-    return Verdict(not bad, {**counts, "min_norm": low, "max_norm": high}, why)
+    return Verdict(not bad, {**summary.counts, "min_norm": summary.low, "max_norm": summary.high}, why)
 
 
 def chunk_coverage(index: IndexFile) -> Verdict:

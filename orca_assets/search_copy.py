@@ -26,4 +26,5 @@ def sync_search_copy(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         "search_copy_rewritten": update.rewritten,
         "search_copy_segments": update.segments,
         "search_copy_seconds": round(update.seconds, 3),
+        "search_graph_cpu_seconds": round(update.graph_cpu_seconds, 3),
     }

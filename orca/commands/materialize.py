@@ -50,6 +50,13 @@ def check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace, settings: OrcaSettings, out: Console, err: Console) -> int:
+    from orca.up_record import following_up
+
+    # The runs write the indexes the running `orca up` serves: with its embedder, which may be its fallback.
+    configured, settings = settings.embedder, following_up(settings)
+    if settings.embedder != configured:
+        err.print(f"[yellow]note:[/] embedding with {settings.embedder}, the embedder of the `orca up` running on "
+                  f"{settings.home} (ORCA_EMBEDDER gives {configured})", highlight=False)
     collections = list(dict.fromkeys(args.collections))  # a name given twice runs once
     if args.all:
         storage = settings.storage

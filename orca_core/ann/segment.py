@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from orca_core.ann.graph import graph_vectors
 from orca_core.ann.manifest import ROW_BITS, ROW_MASK, SegmentEntry
 from orca_core.ann.vectors import VectorFile
 from orca_core.search_filter import SearchFilter, column_mask
@@ -100,7 +101,7 @@ class Segment:
             return self._exact(query, k, keep)  # most of the graph would be walked: rank the kept rows instead
         count = min(self.entry.rows, count)
         while True:
-            found = self.graph.search(query, count)
+            found = self.graph.search(graph_vectors(query), count)
             rows = (found.keys.astype(np.uint64) & np.uint64(ROW_MASK)).astype(np.int64)
             if keep is not None:
                 rows = rows[keep[rows]]
@@ -111,7 +112,7 @@ class Segment:
             count = min(self.entry.rows, count * 4)
 
     def _rank(self, query: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        # The graph compares half-precision vectors; the scores a caller sees are the float32 ones.
+        # The graph compares int8 vectors; the scores a caller sees are the float32 ones.
         rows = np.unique(rows)
         scores = np.asarray(self.vectors.take(rows) @ query, dtype=np.float32)
         order = np.lexsort((rows, -scores))[:k]

@@ -51,6 +51,7 @@ class CopyUpdate:
     unchanged: bool
     segments: int
     seconds: float
+    graph_cpu_seconds: float = 0.0  # CPU of building the new segment's graph, most of a first copy's cost
 
 
 def index_source(meta: dict[bytes, bytes], rows: int) -> str:
@@ -83,8 +84,10 @@ def update_search_copy(index_path: Path, folder: Path, log: Log = lambda _: None
                 deleted, added = np.zeros(0, np.uint64), np.ones(rows, dtype=bool)
         number = old.next_number() if old else 1
         segments = [] if rewrite or old is None else list(old.segments)
+        graph_cpu = 0.0
         if added.any():
-            segments.append(_write_segment(folder, number, parquet, added, dimensions, log))
+            entry, graph_cpu = _write_segment(folder, number, parquet, added, dimensions, log)
+            segments.append(entry)
         all_deleted = (
             deleted if rewrite or old is None or not old.deleted else np.union1d(np.load(folder / old.deleted), deleted)
         )
@@ -99,7 +102,7 @@ def update_search_copy(index_path: Path, folder: Path, log: Log = lambda _: None
     seconds = time.perf_counter() - started
     log(f"search copy: {int(added.sum())} rows written, {len(deleted)} deleted, {len(segments)} segment(s)"
         f"{' (rewritten)' if rewrite else ''} in {seconds:.1f} s")  # fmt: skip
-    return CopyUpdate(manifest.rows, int(added.sum()), len(deleted), rewrite, False, len(segments), seconds)
+    return CopyUpdate(manifest.rows, int(added.sum()), len(deleted), rewrite, False, len(segments), seconds, graph_cpu)
 
 
 def row_keys(table: pa.Table) -> pa.Array:
@@ -132,8 +135,9 @@ def _diff(folder: Path, old: Manifest, keys: pa.Array) -> tuple[np.ndarray, np.n
 
 
 def _write_segment(folder: Path, number: int, parquet: pq.ParquetFile, picked: np.ndarray, dimensions: int,
-                   log: Log) -> SegmentEntry:  # fmt: skip
-    """The index rows `picked` as segment `number`: rows file, unit-length vectors, and a graph if large enough."""
+                   log: Log) -> tuple[SegmentEntry, float]:  # fmt: skip
+    """The index rows `picked` as segment `number`: rows file, unit-length vectors, and a graph if large enough;
+    returns the segment and the graph's CPU seconds."""
     entry = SegmentEntry(number, int(picked.sum()), ann=int(picked.sum()) >= ANN_MIN_ROWS)
     stem = folder / entry.stem
     names = set(parquet.schema_arrow.names)
@@ -167,9 +171,7 @@ def _write_segment(folder: Path, number: int, parquet: pq.ParquetFile, picked: n
         raise RuntimeError(f"{vectors_path}: wrote {written} vectors of {entry.rows}")
     for path in (vectors_path, rows_path):
         _fsync(path)
-    if entry.ann:
-        build_graph(folder, entry, dimensions, log)
-    return entry
+    return entry, build_graph(folder, entry, dimensions, log) if entry.ann else 0.0
 
 
 def _unit(column: pa.ChunkedArray, dimensions: int) -> np.ndarray:

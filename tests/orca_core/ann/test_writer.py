@@ -29,6 +29,7 @@ def test_the_first_copy_is_one_segment_with_a_graph(tmp_path):
     assert manifest.rows == ROWS and [s.rows for s in manifest.segments] == [ROWS]
     assert manifest.segments[0].ann and (tmp_path / "copy" / "seg-000001.hnsw.usearch").stat().st_size > 0
     assert (manifest.model, manifest.dimensions) == ("m", 32)
+    assert update.graph_cpu_seconds > 0  # reported in the run's metadata as search_graph_cpu_seconds
 
 
 def test_an_unchanged_index_writes_nothing(tmp_path):
@@ -36,7 +37,7 @@ def test_an_unchanged_index_writes_nothing(tmp_path):
     update_search_copy(index, tmp_path / "copy")
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "copy").iterdir()}
     update = update_search_copy(index, tmp_path / "copy")
-    assert update.unchanged and update.added == update.deleted == 0
+    assert update.unchanged and update.added == update.deleted == 0 and update.graph_cpu_seconds == 0
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "copy").iterdir()} == before
 
 
