@@ -8,7 +8,8 @@ as segments that a searching process memory-maps instead of reading:
       manifest.json               the current version: its segments, its deleted rows, the index it mirrors
       seg-000001.rows.arrow       the rows' columns but the vectors (Arrow IPC, uncompressed: mapped, not read)
       seg-000001.vectors.npy      the unit-length float32 vectors, one contiguous matrix (mapped)
-      seg-000001.hnsw.usearch     an HNSW graph over the segment (usearch, int8); only from ANN_MIN_ROWS
+      seg-000001.hnsw.usearch     an HNSW graph over the segment (usearch, a bit per dimension); only from ANN_MIN_ROWS
+      seg-000001.centre.npy       the segment's mean vector, the graph's bits are set above it (graph.py)
       deleted-000002.npy          keys of rows that left the index since their segment was written
 
 An update after a run writes only what changed: a new segment of the added or changed rows, and the keys of
@@ -17,8 +18,8 @@ first query after a 1% change costs a 1% segment, not a reload, and memory never
 the changes pile up (COMPACT_SHARE of the rows) or the model changes, the copy is written again as one
 segment. The manifest is replaced by a rename: a reader sees one version or the next, never a mix.
 
-Why usearch (Apache-2.0): it maps a saved graph (`view=True`) instead of loading it, stores int8 or
-half-precision vectors, and is released every few weeks; faiss's HNSW answered faster but maps its graph only
+Why usearch (Apache-2.0): it maps a saved graph (`view=True`) instead of loading it, stores bits, int8
+or half-precision vectors, and is released every few weeks; faiss's HNSW answered faster but maps its graph only
 through a little-documented flag, and hnswlib cannot map at all and has had no release since 2023 (docs/search.md).
 """
 

@@ -1,25 +1,27 @@
 """The HNSW graph of a segment, built with usearch and saved for readers to map.
 
-The graph holds int8 vectors: a search ranks its candidates again with the float32 vectors (segment.py), so
-the graph only has to find them, and the scores a caller sees are exact. Each vector enters the graph scaled
-so that its largest component is 1 (`graph_vectors`): cosine does not change, and usearch's int8 (a value
-times 127) then uses its whole range instead of the 3 bits a 768-dimension unit vector's components (about
-0.036) would keep. Queries are scaled the same way.
+The graph holds one bit per dimension: whether the vector's component lies above the segment's mean (its
+centre, saved beside the graph). It only has to find candidates: a search ranks them again with the float32
+vectors (segment.py), so the scores a caller sees are exact. Comparing 96-byte codes by Hamming distance
+costs a fraction of int8 or half-precision cosine, and building the graph is most of a run's CPU per new chunk
+(issue 17). The centre matters for real embeddings, which share a common direction: without it many bits
+would be the same for every chunk and tell the graph nothing (tests/orca_core/ann/test_graph.py).
 
-Building the graph is most of a run's CPU per new chunk (issue 17). Measured on bench 11's vectors, M 16,
-recall@10 with the float32 re-ranking at a million rows (a graph's quality only shows at that size: every
-setting below keeps 0.99 or more at 100,000):
+Measured on bench 11's vectors, M 16, recall@10 after the float32 re-ranking at a million rows (a graph's
+quality only shows at that size: every setting below keeps 0.99 or more at 100,000):
 
-| graph | insertion list (EF_ADD) | CPU per vector at 40,000 rows | recall@10 at 1M, search list 96 / 160 |
+| graph | insertion list (EF_ADD) | CPU per vector, 40,000 rows | recall@10 at 1M (search list) |
 | --- | --- | --- | --- |
-| half precision | 64 | 742 us | 0.968 (bench 11) |
-| half precision | 40 | 448 us | 0.871 / 0.911 |
-| int8 | 40 | 269 us | 0.854 / 0.892 (the same scaled) |
-| int8 | 64 | 440 us | 0.961 / 0.982 |
+| half precision | 64 | 742 us | 0.968 (96) |
+| half precision | 40 | 448 us | 0.871 (96), 0.911 (160) |
+| int8, scaled to a largest component of 1 | 40 | 269 us | 0.854 (96), 0.892 (160) |
+| int8, scaled the same | 64 | 440 us | 0.961 (96), 0.982 (160) |
+| bits, centred | 64 | 67 us (int8: 254 that day); 158 us building a million | 0.924 (96), 0.971 (160), 0.986 (256) |
+| bits, centred | 40 | 108 us building a million | 0.886 (160), 0.937 (400) |
 
-The insertion list, not the precision, decides recall at a million rows; int8 distances cost less than
-half-precision ones, so int8 with 64 builds in about 0.6 of the time for the same recall. (Absolute figures
-from one session on the shared machine, which was about twice as slow as usual; compare within the column.)
+The insertion list decides recall at a million rows more than the precision does; bits cost about a quarter
+of int8's CPU and need a longer search list (EF_SEARCH in segment.py) for the same recall. (Absolute figures
+from sessions on a shared machine of varying speed; compare within a row's day.)
 """
 
 from __future__ import annotations
@@ -36,33 +38,42 @@ from orca_core.ann.vectors import VectorFile
 
 CONNECTIVITY = 16  # HNSW's M: links per node
 EF_ADD = 64  # candidate list while inserting
-DTYPE = "i8"  # what the graph stores and compares (see above)
+DTYPE = "b1"  # what the graph stores: a bit per dimension (see above)
+METRIC = "hamming"
 BLOCK = 8192  # vectors read and added at a time (24 MiB at 768 dimensions)
 LOG_EVERY = 65536  # vectors between two progress lines
 
 
 def build_graph(folder: Path, entry: SegmentEntry, dimensions: int, log: Callable[[str], None]) -> float:
-    """Build and durably save `entry`'s graph from its vectors file; returns the CPU seconds it took, all of
-    this process's threads (usearch inserts on every core, so wall time hides what it costs)."""
+    """Build and durably save `entry`'s graph and centre from its vectors file; returns the CPU seconds it took,
+    all of this process's threads (usearch inserts on every core, so wall time hides what it costs)."""
     from usearch.index import Index
 
     started, cpu = time.perf_counter(), time.process_time()
     stem = folder / entry.stem
-    # Read a block at a time, not mapped: the graph holds its own int8 copy, and mapped pages of the float32
-    # file would count in this process's resident memory besides it.
+    # Read a block at a time, not mapped: mapped pages of the float32 file would count in this process's
+    # resident memory beside the graph's own codes.
     vectors = VectorFile(Path(f"{stem}.vectors.npy"))
-    graph = Index(ndim=dimensions, metric="cos", dtype=DTYPE, connectivity=CONNECTIVITY, expansion_add=EF_ADD)
+    blocks = [np.arange(start, min(start + BLOCK, entry.rows)) for start in range(0, entry.rows, BLOCK)]
+    total = np.zeros(dimensions, dtype=np.float64)
+    for rows in blocks:
+        total += vectors.take(rows).sum(axis=0, dtype=np.float64)
+    centre = (total / max(entry.rows, 1)).astype(np.float32)
+    graph = Index(ndim=dimensions, metric=METRIC, dtype=DTYPE, connectivity=CONNECTIVITY, expansion_add=EF_ADD)
     base = np.uint64(entry.number) << np.uint64(ROW_BITS)
     logged = 0
-    for start in range(0, entry.rows, BLOCK):
-        stop = min(start + BLOCK, entry.rows)
-        keys = base | np.arange(start, stop, dtype=np.uint64)
-        graph.add(keys, graph_vectors(vectors.take(np.arange(start, stop))), threads=os.cpu_count() or 1)
+    for rows in blocks:
+        graph.add(base | rows.astype(np.uint64), graph_codes(vectors.take(rows), centre), threads=os.cpu_count() or 1)
+        stop = int(rows[-1]) + 1
         if entry.rows > LOG_EVERY and (stop - logged >= LOG_EVERY or stop == entry.rows):
             logged = stop
             rate = stop / max(time.perf_counter() - started, 1e-9)
             log(f"search copy: graph of segment {entry.number}: {stop}/{entry.rows} vectors ({rate:,.0f}/s)")
     vectors.handle.close()
+    with open(f"{stem}.centre.npy", "wb") as handle:
+        np.save(handle, centre, allow_pickle=False)
+        handle.flush()
+        os.fsync(handle.fileno())
     target = Path(f"{stem}.hnsw.usearch")
     tmp = target.with_name(f".{target.name}.tmp")
     graph.save(str(tmp))
@@ -72,9 +83,13 @@ def build_graph(folder: Path, entry: SegmentEntry, dimensions: int, log: Callabl
     return time.process_time() - cpu
 
 
-def graph_vectors(vectors: np.ndarray) -> np.ndarray:
-    """`vectors` (one per row, or one) scaled so that each one's largest component is 1, as the graph takes them
-    when it is built and when it is searched: the same cosine, and the whole of int8's range."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    peak = np.abs(vectors).max(axis=-1, keepdims=True)
-    return np.divide(vectors, peak, out=np.zeros_like(vectors), where=peak > 0)
+def read_centre(folder: Path, entry: SegmentEntry) -> np.ndarray:
+    """The centre `build_graph` saved for `entry`'s graph."""
+    return np.load(folder / f"{entry.stem}.centre.npy", allow_pickle=False)
+
+
+def graph_codes(vectors: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """`vectors` (one per row, or one) as the graph takes them when it is built and when it is searched: a bit
+    per dimension, set where the component lies above the centre's, packed eight to a byte."""
+    return np.packbits(np.asarray(vectors, dtype=np.float32) > centre, axis=-1)
+

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 MANIFEST_FILE = "manifest.json"
-FORMAT = 1
+FORMAT = 2  # 2: segments say what their graph holds (graph.py); 1 (half-precision graphs) is still read
 ANN_MIN_ROWS = 4096  # below this a segment is searched exactly: a graph would cost more to build than it saves
 COMPACT_SHARE = 0.25  # deleted rows plus rows in later segments, over the live rows, that trigger a rewrite
 MAX_SEGMENTS = 12
@@ -22,6 +22,7 @@ class SegmentEntry:
     number: int
     rows: int
     ann: bool  # has an HNSW graph
+    graph: str = "bits"  # what the graph compares: "bits" (with a centre file) or "float" (format 1's)
 
     @property
     def stem(self) -> str:
@@ -29,7 +30,11 @@ class SegmentEntry:
 
     def files(self) -> list[str]:
         names = [f"{self.stem}.rows.arrow", f"{self.stem}.vectors.npy"]
-        return names + [f"{self.stem}.hnsw.usearch"] if self.ann else names
+        if self.ann:
+            names.append(f"{self.stem}.hnsw.usearch")
+        if self.ann and self.graph == "bits":
+            names.append(f"{self.stem}.centre.npy")
+        return names
 
 
 @dataclass(frozen=True)
@@ -71,10 +76,11 @@ def read_manifest(folder: Path) -> Manifest | None:
 
 def manifest_from_json(raw: dict) -> Manifest | None:
     """The manifest a parsed manifest.json holds, or None when it is one this code does not know."""
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+    if not isinstance(raw, dict) or raw.get("format") not in (1, FORMAT):
         return None
     raw = dict(raw)
-    segments = [SegmentEntry(**entry) for entry in raw.pop("segments")]
+    older = {"graph": "float"} if raw["format"] == 1 else {}
+    segments = [SegmentEntry(**{**entry, **older}) for entry in raw.pop("segments")]
     return Manifest(segments=segments, **raw)
 
 

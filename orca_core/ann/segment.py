@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from orca_core.ann.graph import graph_vectors
+from orca_core.ann.graph import graph_codes, read_centre
 from orca_core.ann.manifest import ROW_BITS, ROW_MASK, SegmentEntry
 from orca_core.ann.vectors import VectorFile
 from orca_core.search_filter import SearchFilter, column_mask
 
-EF_SEARCH = 96  # HNSW candidate list per query: recall@10 >= 0.95 at a million rows (bench/search.py)
+EF_SEARCH = 160  # HNSW candidate list per query: recall@10 >= 0.95 at a million rows (graph.py, bench/search.py)
 EXACT_ROWS = 16384  # a filter keeping at most this many rows of a segment ranks them exactly
 FILTER_MASKS = 8  # masks of recent filters kept per segment (a bit per row each)
 MAX_CANDIDATES = 4096
@@ -34,6 +34,7 @@ class Segment:
     rows_table: pa.Table
     vectors: VectorFile  # (rows, dimensions) float32, unit length
     graph: object | None  # usearch.index.Index, a view of the saved graph
+    centre: np.ndarray | None  # the graph's centre (graph.py); None for a float graph, searched with the query
     live: np.ndarray | None = None  # False for deleted rows; None when none are
     _filter_cache: dict = field(default_factory=dict)
 
@@ -43,13 +44,14 @@ class Segment:
         source = pa.memory_map(str(stem) + ".rows.arrow", "r")
         rows_table = pa.ipc.open_file(source).read_all()
         vectors = VectorFile(Path(str(stem) + ".vectors.npy"))
-        graph = None
+        graph = centre = None
         if entry.ann:
             from usearch.index import Index
 
             graph = Index.restore(str(stem) + ".hnsw.usearch", view=True)
             graph.expansion_search = EF_SEARCH
-        return cls(entry, rows_table, vectors, graph)
+            centre = read_centre(folder, entry) if entry.graph == "bits" else None
+        return cls(entry, rows_table, vectors, graph, centre)
 
     def with_deleted(self, keys: np.ndarray) -> Segment:
         """This segment with the rows of `keys` (global keys, any segment) marked deleted; shares the mappings."""
@@ -58,7 +60,7 @@ class Segment:
         if len(mine):
             live = np.ones(self.entry.rows, dtype=bool)
             live[mine.astype(np.int64)] = False
-        return Segment(self.entry, self.rows_table, self.vectors, self.graph, live, self._filter_cache)
+        return Segment(self.entry, self.rows_table, self.vectors, self.graph, self.centre, live, self._filter_cache)
 
     @cached_property
     def pages(self) -> np.ndarray:
@@ -101,7 +103,8 @@ class Segment:
             return self._exact(query, k, keep)  # most of the graph would be walked: rank the kept rows instead
         count = min(self.entry.rows, count)
         while True:
-            found = self.graph.search(graph_vectors(query), count)
+            codes = query if self.centre is None else graph_codes(query, self.centre)
+            found = self.graph.search(codes, count)
             rows = (found.keys.astype(np.uint64) & np.uint64(ROW_MASK)).astype(np.int64)
             if keep is not None:
                 rows = rows[keep[rows]]
@@ -112,7 +115,7 @@ class Segment:
             count = min(self.entry.rows, count * 4)
 
     def _rank(self, query: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        # The graph compares int8 vectors; the scores a caller sees are the float32 ones.
+        # The graph compares bits; the scores a caller sees are the float32 ones.
         rows = np.unique(rows)
         scores = np.asarray(self.vectors.take(rows) @ query, dtype=np.float32)
         order = np.lexsort((rows, -scores))[:k]

@@ -82,7 +82,7 @@ def update_search_copy(index_path: Path, folder: Path, log: Log = lambda _: None
             rewrite = pending > COMPACT_SHARE * max(rows, 1) or len(old.segments) >= MAX_SEGMENTS
             if rewrite:
                 deleted, added = np.zeros(0, np.uint64), np.ones(rows, dtype=bool)
-        number = old.next_number() if old else 1
+        number = old.next_number() if old else _free_number(folder)
         segments = [] if rewrite or old is None else list(old.segments)
         graph_cpu = 0.0
         if added.any():
@@ -172,6 +172,13 @@ def _write_segment(folder: Path, number: int, parquet: pq.ParquetFile, picked: n
     for path in (vectors_path, rows_path):
         _fsync(path)
     return entry, build_graph(folder, entry, dimensions, log) if entry.ann else 0.0
+
+
+def _free_number(folder: Path) -> int:
+    """A segment number no file in `folder` uses: the files of a damaged manifest's copy may still be mapped by
+    a reader, so they are replaced by new names, never rewritten in place."""
+    numbers = [int(path.name[4:10]) for path in folder.glob("seg-*.*") if path.name[4:10].isdigit()]
+    return max(numbers, default=0) + 1
 
 
 def _unit(column: pa.ChunkedArray, dimensions: int) -> np.ndarray:

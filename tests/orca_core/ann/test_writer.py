@@ -1,10 +1,11 @@
+import json
 import os
 
 import numpy as np
 import pytest
 
 import orca_core.ann.writer as writer_module
-from orca_core.ann import read_manifest
+from orca_core.ann import open_search_copy, read_manifest
 from orca_core.ann.manifest import MANIFEST_FILE
 from orca_core.ann.writer import update_search_copy
 from tests.orca_core.ann.index_files import clustered, write_index
@@ -117,3 +118,38 @@ def test_an_empty_index_makes_an_empty_copy(tmp_path):
     index = write_index(tmp_path / "index.parquet", [], np.zeros((0, 32), np.float32))
     update_search_copy(index, tmp_path / "copy")
     assert read_manifest(tmp_path / "copy").rows == 0
+
+
+
+def as_format_1(folder):
+    """Turn the copy in `folder` into one the code before issue 17 wrote: half-precision graphs, no centres."""
+    from usearch.index import Index
+
+    raw = json.loads((folder / MANIFEST_FILE).read_text())
+    for entry in raw["segments"]:
+        del entry["graph"]
+        vectors = np.load(folder / f"seg-{entry['number']:06d}.vectors.npy")
+        graph = Index(ndim=vectors.shape[1], metric="cos", dtype="f16", connectivity=16, expansion_add=64)
+        graph.add((entry["number"] << 32) + np.arange(len(vectors), dtype=np.uint64), vectors)
+        graph.save(str(folder / f"seg-{entry['number']:06d}.hnsw.usearch"))
+        (folder / f"seg-{entry['number']:06d}.centre.npy").unlink()
+    (folder / MANIFEST_FILE).write_text(json.dumps({**raw, "format": 1}))
+
+
+def test_a_copy_of_format_1_is_still_searched_and_updated(tmp_path):
+    vectors = clustered(ROWS)
+    update_search_copy(write_index(tmp_path / "index.parquet", ids(ROWS), vectors), tmp_path / "copy")
+    as_format_1(tmp_path / "copy")
+    (old,) = read_manifest(tmp_path / "copy").segments
+    assert old.graph == "float"
+    assert old.files() == [f"seg-000001.{name}" for name in ("rows.arrow", "vectors.npy", "hnsw.usearch")]
+    assert [int(r["chunk_id"][1:]) for r in open_search_copy(tmp_path / "copy").search(vectors[7], 1)] == [7]
+    changed = set(range(0, ROWS, 100))
+    vectors[list(changed)] = clustered(len(changed), seed=5)
+    update = update_search_copy(write_index(tmp_path / "index.parquet", ids(ROWS, changed), vectors), tmp_path / "copy")
+    assert (update.added, update.rewritten) == (len(changed), False)  # not rebuilt for the format alone
+    manifest = read_manifest(tmp_path / "copy")
+    assert manifest.format == 2 and [s.graph for s in manifest.segments] == ["float", "bits"]
+    copy = open_search_copy(tmp_path / "copy")
+    for row in (7, 100):  # a row of the old segment, and one of the new
+        assert copy.search(vectors[row], 1)[0]["chunk_id"] == ids(ROWS, changed)[row]
