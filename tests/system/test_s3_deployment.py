@@ -142,8 +142,11 @@ def test_posted_and_dropped_documents_reach_the_index_on_the_store_through_conta
     assert found.json()["results"][0]["doc_id"] == "reefs.md"
 
     with instance_for(env, home, monkeypatch) as instance:
+        # The run publishes the index before it ends: its success is recorded a moment after searches see it.
+        wait_until(lambda: len(finished_runs(instance)) >= 2, timeout=60, interval=0.5,
+                   message=f"the dropped object's run did not finish:\n{daemon.output()[-4000:]}")
         runs = finished_runs(instance)
-        assert len(runs) >= 2 and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
+        assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs)
         assert all(run.tags.get(CONTAINER_TAG) for run in runs)  # every run had a container of its own
     # Nothing was written into the daemon's host folders: the runs' copies lived and died in their containers.
     assert not (home / "warehouse").exists() and not (home / "inbox").exists()
