@@ -44,37 +44,33 @@ BLOCK = 8192  # vectors read and added at a time (24 MiB at 768 dimensions)
 LOG_EVERY = 65536  # vectors between two progress lines
 
 
-def build_graph(folder: Path, entry: SegmentEntry, dimensions: int, log: Callable[[str], None]) -> float:
-    """Build and durably save `entry`'s graph and centre from its vectors file; returns the CPU seconds it took,
-    all of this process's threads (usearch inserts on every core, so wall time hides what it costs)."""
+def build_graph(folder: Path, entry: SegmentEntry, centre: np.ndarray, log: Callable[[str], None]) -> float:
+    """Build and durably save `entry`'s graph from its vectors file, and `centre` (the vectors' mean, which the
+    writer sums as it writes them); returns the CPU seconds it took, all of this process's threads (usearch
+    inserts on every core, so wall time hides what it costs)."""
     from usearch.index import Index
 
     started, cpu = time.perf_counter(), time.process_time()
-    stem = folder / entry.stem
     # Read a block at a time, not mapped: mapped pages of the float32 file would count in this process's
     # resident memory beside the graph's own codes.
-    vectors = VectorFile(Path(f"{stem}.vectors.npy"))
-    blocks = [np.arange(start, min(start + BLOCK, entry.rows)) for start in range(0, entry.rows, BLOCK)]
-    total = np.zeros(dimensions, dtype=np.float64)
-    for rows in blocks:
-        total += vectors.take(rows).sum(axis=0, dtype=np.float64)
-    centre = (total / max(entry.rows, 1)).astype(np.float32)
-    graph = Index(ndim=dimensions, metric=METRIC, dtype=DTYPE, connectivity=CONNECTIVITY, expansion_add=EF_ADD)
+    vectors = VectorFile(folder / entry.vectors_file)
+    graph = Index(ndim=len(centre), metric=METRIC, dtype=DTYPE, connectivity=CONNECTIVITY, expansion_add=EF_ADD)
     base = np.uint64(entry.number) << np.uint64(ROW_BITS)
     logged = 0
-    for rows in blocks:
+    for start in range(0, entry.rows, BLOCK):
+        stop = min(start + BLOCK, entry.rows)
+        rows = np.arange(start, stop)
         graph.add(base | rows.astype(np.uint64), graph_codes(vectors.take(rows), centre), threads=os.cpu_count() or 1)
-        stop = int(rows[-1]) + 1
         if entry.rows > LOG_EVERY and (stop - logged >= LOG_EVERY or stop == entry.rows):
             logged = stop
             rate = stop / max(time.perf_counter() - started, 1e-9)
             log(f"search copy: graph of segment {entry.number}: {stop}/{entry.rows} vectors ({rate:,.0f}/s)")
     vectors.handle.close()
-    with open(f"{stem}.centre.npy", "wb") as handle:
+    with open(folder / entry.centre_file, "wb") as handle:
         np.save(handle, centre, allow_pickle=False)
         handle.flush()
         os.fsync(handle.fileno())
-    target = Path(f"{stem}.hnsw.usearch")
+    target = folder / entry.graph_file
     tmp = target.with_name(f".{target.name}.tmp")
     graph.save(str(tmp))
     with open(tmp, "rb+") as handle:
@@ -85,11 +81,10 @@ def build_graph(folder: Path, entry: SegmentEntry, dimensions: int, log: Callabl
 
 def read_centre(folder: Path, entry: SegmentEntry) -> np.ndarray:
     """The centre `build_graph` saved for `entry`'s graph."""
-    return np.load(folder / f"{entry.stem}.centre.npy", allow_pickle=False)
+    return np.load(folder / entry.centre_file, allow_pickle=False)
 
 
 def graph_codes(vectors: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """`vectors` (one per row, or one) as the graph takes them when it is built and when it is searched: a bit
     per dimension, set where the component lies above the centre's, packed eight to a byte."""
     return np.packbits(np.asarray(vectors, dtype=np.float32) > centre, axis=-1)
-

@@ -28,13 +28,35 @@ class SegmentEntry:
     def stem(self) -> str:
         return f"seg-{self.number:06d}"
 
+    @property
+    def rows_file(self) -> str:
+        return f"{self.stem}.rows.arrow"
+
+    @property
+    def vectors_file(self) -> str:
+        return f"{self.stem}.vectors.npy"
+
+    @property
+    def graph_file(self) -> str:
+        return f"{self.stem}.hnsw.usearch"
+
+    @property
+    def centre_file(self) -> str:
+        return f"{self.stem}.centre.npy"
+
     def files(self) -> list[str]:
-        names = [f"{self.stem}.rows.arrow", f"{self.stem}.vectors.npy"]
+        names = [self.rows_file, self.vectors_file]
         if self.ann:
-            names.append(f"{self.stem}.hnsw.usearch")
+            names.append(self.graph_file)
         if self.ann and self.graph == "bits":
-            names.append(f"{self.stem}.centre.npy")
+            names.append(self.centre_file)
         return names
+
+
+def segment_number(name: str) -> int | None:
+    """The number of the segment a file `name` belongs to, or None for any other file."""
+    digits = name[4:10]
+    return int(digits) if name.startswith("seg-") and digits.isdigit() else None
 
 
 @dataclass(frozen=True)

@@ -40,15 +40,14 @@ class Segment:
 
     @classmethod
     def open(cls, folder: Path, entry: SegmentEntry) -> Segment:
-        stem = folder / entry.stem
-        source = pa.memory_map(str(stem) + ".rows.arrow", "r")
+        source = pa.memory_map(str(folder / entry.rows_file), "r")
         rows_table = pa.ipc.open_file(source).read_all()
-        vectors = VectorFile(Path(str(stem) + ".vectors.npy"))
+        vectors = VectorFile(folder / entry.vectors_file)
         graph = centre = None
         if entry.ann:
             from usearch.index import Index
 
-            graph = Index.restore(str(stem) + ".hnsw.usearch", view=True)
+            graph = Index.restore(str(folder / entry.graph_file), view=True)
             graph.expansion_search = EF_SEARCH
             centre = read_centre(folder, entry) if entry.graph == "bits" else None
         return cls(entry, rows_table, vectors, graph, centre)

@@ -31,6 +31,7 @@ from orca_core.ann.manifest import (
     SegmentEntry,
     collect_garbage,
     read_manifest,
+    segment_number,
     write_manifest,
 )
 
@@ -119,7 +120,7 @@ def _diff(folder: Path, old: Manifest, keys: pa.Array) -> tuple[np.ndarray, np.n
     deleted_before = np.load(folder / old.deleted) if old.deleted else np.zeros(0, np.uint64)
     gone, live_keys = [], []
     for entry in old.segments:
-        with pa.memory_map(str(folder / f"{entry.stem}.rows.arrow")) as source:
+        with pa.memory_map(str(folder / entry.rows_file)) as source:
             table = pa.ipc.open_file(source).read_all()
             mine = row_keys(table)
             live = np.ones(entry.rows, dtype=bool)
@@ -139,17 +140,16 @@ def _write_segment(folder: Path, number: int, parquet: pq.ParquetFile, picked: n
     """The index rows `picked` as segment `number`: rows file, unit-length vectors, and a graph if large enough;
     returns the segment and the graph's CPU seconds."""
     entry = SegmentEntry(number, int(picked.sum()), ann=int(picked.sum()) >= ANN_MIN_ROWS)
-    stem = folder / entry.stem
     names = set(parquet.schema_arrow.names)
     schema = pa.schema([(c, ROW_TYPES.get(c, pa.string())) for c in ROW_COLUMNS])
-    vectors_path, rows_path = Path(f"{stem}.vectors.npy"), Path(f"{stem}.rows.arrow")
+    vectors_path, rows_path = folder / entry.vectors_file, folder / entry.rows_file
     # Written, not mapped: pages dirtied through a mapping count in this process's resident memory (the
     # vectors of 200,000 chunks are 585 MiB), pages written with write() only in the page cache.
     vectors = open(vectors_path, "wb")  # noqa: SIM115 - closed below, after the last batch
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
               "shape": (entry.rows, dimensions)}  # fmt: skip
     np.lib.format.write_array_header_1_0(vectors, header)
-    written, offset = 0, 0
+    written, offset, total = 0, 0, np.zeros(dimensions, np.float64)
     with vectors, pa.OSFile(str(rows_path), "wb") as sink, pa.ipc.new_file(sink, schema) as out:
         for group in range(parquet.metadata.num_row_groups):
             size = parquet.metadata.row_group(group).num_rows
@@ -165,20 +165,24 @@ def _write_segment(folder: Path, number: int, parquet: pq.ParquetFile, picked: n
                 for c in ROW_COLUMNS
             ]
             out.write_table(pa.Table.from_arrays(columns, schema=schema))
-            vectors.write(_unit(batch["embedding"], dimensions).tobytes())
+            unit = _unit(batch["embedding"], dimensions)
+            vectors.write(unit.tobytes())
+            total += unit.sum(axis=0, dtype=np.float64)
             written += batch.num_rows
     if written != entry.rows:
         raise RuntimeError(f"{vectors_path}: wrote {written} vectors of {entry.rows}")
     for path in (vectors_path, rows_path):
         _fsync(path)
-    return entry, build_graph(folder, entry, dimensions, log) if entry.ann else 0.0
+    if not entry.ann:
+        return entry, 0.0
+    return entry, build_graph(folder, entry, (total / entry.rows).astype(np.float32), log)
 
 
 def _free_number(folder: Path) -> int:
     """A segment number no file in `folder` uses: the files of a damaged manifest's copy may still be mapped by
     a reader, so they are replaced by new names, never rewritten in place."""
-    numbers = [int(path.name[4:10]) for path in folder.glob("seg-*.*") if path.name[4:10].isdigit()]
-    return max(numbers, default=0) + 1
+    numbers = [segment_number(path.name) for path in folder.iterdir()]
+    return max((number for number in numbers if number is not None), default=0) + 1
 
 
 def _unit(column: pa.ChunkedArray, dimensions: int) -> np.ndarray:

@@ -153,3 +153,14 @@ def test_a_copy_of_format_1_is_still_searched_and_updated(tmp_path):
     copy = open_search_copy(tmp_path / "copy")
     for row in (7, 100):  # a row of the old segment, and one of the new
         assert copy.search(vectors[row], 1)[0]["chunk_id"] == ids(ROWS, changed)[row]
+
+
+def test_a_damaged_manifest_makes_a_new_copy_under_new_names(tmp_path):
+    index = write_index(tmp_path / "index.parquet", ids(ROWS), clustered(ROWS))
+    update_search_copy(index, tmp_path / "copy")
+    (tmp_path / "copy" / MANIFEST_FILE).write_text("{not json")
+    assert read_manifest(tmp_path / "copy") is None  # readers answer from the Parquet index meanwhile
+    update = update_search_copy(index, tmp_path / "copy")
+    (segment,) = read_manifest(tmp_path / "copy").segments
+    assert update.rewritten and segment.number == 2  # seg-000001's files may still be mapped: never rewritten
+    assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == sorted([MANIFEST_FILE, *segment.files()])
