@@ -15,6 +15,8 @@ COMPACT_SHARE = 0.25  # deleted rows plus rows in later segments, over the live 
 MAX_SEGMENTS = 12
 ROW_BITS = 32  # a row's key: its segment's number in the high bits, its row in the segment in the low ones
 ROW_MASK = (1 << ROW_BITS) - 1
+SEGMENT_PREFIX = "seg-"  # a segment's files are named SEGMENT_PREFIX, its six-digit number, then their kind
+BITS, FLOAT = "bits", "float"  # what a segment's graph compares: bits with a centre file (graph.py), or format 1's
 
 
 @dataclass(frozen=True)
@@ -22,11 +24,11 @@ class SegmentEntry:
     number: int
     rows: int
     ann: bool  # has an HNSW graph
-    graph: str = "bits"  # what the graph compares: "bits" (with a centre file) or "float" (format 1's)
+    graph: str = BITS  # BITS or FLOAT
 
     @property
     def stem(self) -> str:
-        return f"seg-{self.number:06d}"
+        return f"{SEGMENT_PREFIX}{self.number:06d}"
 
     @property
     def rows_file(self) -> str:
@@ -48,15 +50,15 @@ class SegmentEntry:
         names = [self.rows_file, self.vectors_file]
         if self.ann:
             names.append(self.graph_file)
-        if self.ann and self.graph == "bits":
+        if self.ann and self.graph == BITS:
             names.append(self.centre_file)
         return names
 
 
 def segment_number(name: str) -> int | None:
     """The number of the segment a file `name` belongs to, or None for any other file."""
-    digits = name[4:10]
-    return int(digits) if name.startswith("seg-") and digits.isdigit() else None
+    digits = name[len(SEGMENT_PREFIX) : len(SEGMENT_PREFIX) + 6]
+    return int(digits) if name.startswith(SEGMENT_PREFIX) and digits.isdigit() else None
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def manifest_from_json(raw: dict) -> Manifest | None:
     if not isinstance(raw, dict) or raw.get("format") not in (1, FORMAT):
         return None
     raw = dict(raw)
-    older = {"graph": "float"} if raw["format"] == 1 else {}
+    older = {"graph": FLOAT} if raw["format"] == 1 else {}
     segments = [SegmentEntry(**{**entry, **older}) for entry in raw.pop("segments")]
     return Manifest(segments=segments, **raw)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from orca_core.ann.graph import graph_codes, read_centre
-from orca_core.ann.manifest import ROW_BITS, ROW_MASK, SegmentEntry
+from orca_core.ann.manifest import BITS, ROW_BITS, ROW_MASK, SegmentEntry
 from orca_core.ann.vectors import VectorFile
 from orca_core.search_filter import SearchFilter, column_mask
 
@@ -49,7 +49,7 @@ class Segment:
 
             graph = Index.restore(str(folder / entry.graph_file), view=True)
             graph.expansion_search = EF_SEARCH
-            centre = read_centre(folder, entry) if entry.graph == "bits" else None
+            centre = read_centre(folder, entry) if entry.graph == BITS else None
         return cls(entry, rows_table, vectors, graph, centre)
 
     def with_deleted(self, keys: np.ndarray) -> Segment:
@@ -101,8 +101,8 @@ class Segment:
         if keep is not None and count >= self.entry.rows // 2:
             return self._exact(query, k, keep)  # most of the graph would be walked: rank the kept rows instead
         count = min(self.entry.rows, count)
+        codes = query if self.centre is None else graph_codes(query, self.centre)
         while True:
-            codes = query if self.centre is None else graph_codes(query, self.centre)
             found = self.graph.search(codes, count)
             rows = (found.keys.astype(np.uint64) & np.uint64(ROW_MASK)).astype(np.int64)
             if keep is not None:
