@@ -11,6 +11,8 @@ threads, plus any child processes), while the servers run in processes of their 
 - Pipeline: every asset of `embed_collection_job` on two collection sizes (4,000 and 20,000 unique
   paragraphs; a tenth at smoke size), each asset run alone; the marginal CPU per input between the sizes,
   by asset. Target: at most 200 us per input.
+- Client and pipeline figures are each the least of three runs from nothing (`REPEATS`), the reference too:
+  the machine's other load only ever adds CPU time.
 - Fleet: eight one-slot stand-ins at 2 ms per input on the saturation row's corpus (`en`): each server's
   busy share of the embedding phase, and Orca's CPU per input beside the stand-ins' own.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -31,6 +34,7 @@ TARGET_RATE = 10_000
 TARGET_MARGINAL_US = 200
 PARAGRAPHS_PER_DOC = 20
 DISTINCT = 65_536  # more than the inputs of the three collections (about 49,000)
+REPEATS = 3  # each figure is the least of this many runs
 
 
 def _cpu() -> float:
@@ -66,6 +70,25 @@ def _by_asset(home: Path, collection: str, embedder, instance, chunk_tokens: int
             "graph_cpu": metadata(results["embedding_index"], "embedding_index").get("search_graph_cpu_seconds", 0.0)}
 
 
+def _best_of(repeats: int, home: Path, sizes: dict, embedder, instance) -> dict:
+    """Each size's pipeline run `repeats` times from nothing; per asset, the least CPU of the runs.
+
+    The least, as timeit reports: this machine's other load only ever adds CPU time (it moved single runs by a
+    third), so the least of a few runs is the closest to what the code costs."""
+    best: dict[str, dict] = {}
+    for _ in range(repeats):
+        for name in sizes:
+            shutil.rmtree(home / "warehouse" / name, ignore_errors=True)  # every run embeds and indexes it all
+            found = _by_asset(home, name, embedder, instance)
+            if name not in best:
+                best[name] = found
+                continue
+            kept = best[name]
+            kept["cpu"] = {asset: min(kept["cpu"][asset], found["cpu"][asset]) for asset in ASSETS}
+            kept["graph_cpu"] = min(kept["graph_cpu"], found["graph_cpu"])
+    return best
+
+
 def _ollama_client(url: str, texts: list[str]) -> float:
     """CPU seconds of the `ollama` package's Client.embed over `texts` in batches of 32."""
     import ollama
@@ -88,6 +111,7 @@ def run(smoke: bool, workdir: Path) -> list[Row]:
     from orca_resources.warehouse import WarehouseResource
 
     scale = 10 if smoke else 1
+    repeats = 1 if smoke else REPEATS
     sizes = {"small": 4_000 // scale, "large": 20_000 // scale}
     home = workdir / "client"
     for name, paragraphs in {"warm": 200, **sizes}.items():
@@ -99,14 +123,14 @@ def run(smoke: bool, workdir: Path) -> list[Row]:
     with StandIn(cost_fixed=0.0, distinct=DISTINCT) as replay, dg.instance_for_test() as instance:
         embedder = _ollama([replay.url])
         _by_asset(home, "warm", embedder, instance)  # first use of every code path, outside the figures
-        measured = {name: _by_asset(home, name, embedder, instance) for name in sizes}
+        measured = _best_of(repeats, home, sizes, embedder, instance)
         large = measured["large"]
         inputs = large["embeddings"]["inputs_sent"]
         rate = inputs / large["cpu"]["embeddings"]
         prefix = embedder.model_info().document_prefix
         texts = [prefix + t for t in WarehouseResource(home=str(home)).read("large", "chunks.parquet", columns=["text"])
                  ["text"].to_pylist()]
-        reference = len(texts) / _ollama_client(replay.url, texts)
+        reference = len(texts) / min(_ollama_client(replay.url, texts) for _ in range(repeats))
     met, margin = verdict_min(rate, TARGET_RATE)
     rows.append(Row(
         "14 client: embedding phase against a replay server, 768 dimensions",

@@ -1,20 +1,22 @@
-"""The vector cache behind the `embeddings` asset: one row per (embedding identity, text), persisted per batch.
+"""The vector cache behind the `embeddings` asset: one row per (embedding identity, text), persisted as it comes.
 
 A key is a hash of the embedder's identity (model name, digest, dimensions, prefix) and the chunk text, so a
-chunk is embedded again only when one of those changes. Each finished batch is written as its own part file
-at once, so a crashed run resumes without paying again for it; `compact` folds the parts into one Parquet
-file. A part is an uncompressed Arrow IPC file: it lives only until the run's compaction, and Parquet's
-encoding and compression cost about 3 ms per batch of 32 vectors, most of the step's own CPU per input
-(parts written as Parquet by an earlier version are still read).
+chunk is embedded again only when one of those changes. Finished batches are written as part files at most
+about a second apart (`PART_SECONDS`, or every `PART_ROWS` vectors), and at once when the step stops for any
+reason it can see (a failed server, a cancelled run), so a crashed run resumes without paying again for them;
+only a process killed outright loses its last second. `compact` folds the parts into one Parquet file. A part
+is an uncompressed Arrow IPC file: it lives only until the run's compaction, and Parquet's encoding and
+compression cost about 3 ms per batch of 32 vectors. A part per batch cost about 0.8 ms of CPU each (open,
+write, rename), a fifth of the step's CPU per input at a fleet's rate; a part per second costs nothing that
+shows (parts written as Parquet by an earlier version are still read).
 
-Parts are renamed into place but not fsynced: a killed run loses none (the page cache outlives the process),
-and only a power loss can lose or tear the latest ones, which readers skip, so their texts are embedded again.
-Two fsyncs per batch cost about 1 ms of CPU here (a third of the step's CPU per input at a fleet's rate) to
-protect what is, after all, a cache of vectors; the compacted store, the truth the index is built from, is
-made durable when it is written.
+Parts are renamed into place but not fsynced: a killed run loses none that was written (the page cache
+outlives the process), and only a power loss can lose or tear the latest ones, which readers skip, so their
+texts are embedded again. Two fsyncs per part would protect what is, after all, a cache of vectors; the
+compacted store, the truth the index is built from, is made durable when it is written.
 
 Steps of two runs never overlap on one collection (each holds the collection lock, see writer_lock.py),
-and the parts do not rely on it either: their names are unique per writer and batch, never numbered from
+and the parts do not rely on it either: their names are unique per writer and part, never numbered from
 what is on disk, and `compact` deletes only the parts it has folded in, never one written after it looked,
 so no writer can overwrite or delete another's finished batches.
 """
@@ -33,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from orca_assets.stored_vectors import as_vector_bytes, vector_type, vectors_to_arrow
 from orca_core.embedder import ModelInfo
 from orca_core.layout import PARTS_DIR, STORE_FILE
 from orca_resources.warehouse import ROW_GROUP_ROWS, open_parquet, read_footer, stream_parquet_atomic
@@ -40,6 +43,8 @@ from orca_resources.warehouse import ROW_GROUP_ROWS, open_parquet, read_footer, 
 PART_SUFFIXES = (".arrow", ".parquet")
 # Made once: without options, every new IPC writer reads an environment variable to pick its format.
 IPC_OPTIONS = pa.ipc.IpcWriteOptions()  # Arrow IPC parts; Parquet ones from before are still folded in
+PART_SECONDS = 1.0  # the most embedding work a process killed outright can lose
+PART_ROWS = 4096  # and the most vectors waiting in memory (12 MiB at 768 dimensions)
 
 
 def embedding_key(identity: str, text: str) -> str:
@@ -47,21 +52,20 @@ def embedding_key(identity: str, text: str) -> str:
 
 
 def store_schema(dimensions: int) -> pa.Schema:
-    return pa.schema([("key", pa.string()), ("embedding", pa.list_(pa.float32(), dimensions))])
-
-
-def vectors_to_arrow(vectors: np.ndarray) -> pa.FixedSizeListArray:
-    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
-    return pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
+    return pa.schema([("key", pa.string()), ("embedding", vector_type(dimensions))])
 
 
 class EmbeddingStore:
     """Vectors of one collection for one embedding identity."""
 
-    def __init__(self, folder: Path, info: ModelInfo, saved: Callable[[Path], None] = lambda path: None):
+    def __init__(
+        self, folder: Path, info: ModelInfo, saved: Callable[[Path], None] = lambda path: None,
+        part_seconds: float | None = None,
+    ):
         self.folder = folder
         self.saved = saved  # told of each part once it is in place (an object store uploads it: storage.py)
         self.identity = info.identity
+        self.dimensions = info.dimensions
         self.schema = store_schema(info.dimensions).with_metadata(
             {
                 "identity": info.identity,
@@ -75,9 +79,14 @@ class EmbeddingStore:
         self._parts_dir = str(self.parts)
         self._writer = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._next_part = 0
+        self.part_seconds = PART_SECONDS if part_seconds is None else part_seconds
+        self._pending: list[tuple[list[str], np.ndarray]] = []  # finished batches not yet in a part
+        self._pending_rows = 0
+        self._pending_since = 0.0
 
     def clear(self) -> None:
         """Forget every stored vector (a forced re-embed)."""
+        self._pending, self._pending_rows = [], 0
         (self.folder / STORE_FILE).unlink(missing_ok=True)
         shutil.rmtree(self.folder / PARTS_DIR, ignore_errors=True)
 
@@ -126,6 +135,8 @@ class EmbeddingStore:
         for batches in self._sources(compacted=False):
             for batch in batches:
                 keys.update(batch.column(0).to_pylist())
+        for batch_keys, _ in self._pending:
+            keys.update(batch_keys)
         return keys
 
     def version(self) -> str | None:
@@ -141,18 +152,32 @@ class EmbeddingStore:
         `known`: what `known_keys()` returned since the last write, to spare reading the keys again (with no
         part, they are the compacted file's keys, which compaction never duplicates).
         """
-        if self._part_files() or self.version() is None:
+        if self._pending or self._part_files() or self.version() is None:
             return False
         return (self.known_keys() if known is None else known) == wanted
 
     def append_batch(self, keys: list[str], vectors: np.ndarray) -> None:
-        """Persist one finished batch at once, atomically.
-
-        Runs once per batch on the step's thread, so it is kept to the system calls it needs (open, write,
-        rename): plain strings rather than paths, the folder made only when an open finds it missing.
-        """
+        """Keep one finished batch; it is written with the others of the last second (or `PART_ROWS`) as a part."""
         if not keys:
             return
+        if not self._pending:
+            self._pending_since = time.monotonic()
+        self._pending.append((keys, vectors))
+        self._pending_rows += len(keys)
+        if self._pending_rows >= PART_ROWS or time.monotonic() - self._pending_since >= self.part_seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the batches kept so far as one part, atomically (a reader never sees a part being written).
+
+        Runs on the step's thread, so it is kept to the system calls it needs (open, write, rename): plain
+        strings rather than paths, the folder made only when an open finds it missing.
+        """
+        if not self._pending:
+            return
+        pending, self._pending, self._pending_rows = self._pending, [], 0
+        keys = [key for batch_keys, _ in pending for key in batch_keys]
+        vectors = pending[0][1] if len(pending) == 1 else np.concatenate([v for _, v in pending])
         batch = pa.RecordBatch.from_arrays([pa.array(keys, pa.string()), vectors_to_arrow(vectors)], schema=self.schema)
         self._next_part += 1
         name = f"part-{time.time_ns():020d}-{self._writer}-{self._next_part:06d}.arrow"
@@ -160,10 +185,10 @@ class EmbeddingStore:
         target, tmp = f"{folder}/{name}", f"{folder}/.{name}.tmp"
         try:
             sink = pa.OSFile(tmp, "wb")
-        except FileNotFoundError:  # the first batch, or another writer's compaction removed the folder since
+        except FileNotFoundError:  # the first part, or another writer's compaction removed the folder since
             os.makedirs(folder, exist_ok=True)
             sink = pa.OSFile(tmp, "wb")
-        try:  # written aside and renamed into place: a reader never sees a part being written
+        try:
             with sink, pa.ipc.new_file(sink, self.schema, options=IPC_OPTIONS) as writer:
                 writer.write_batch(batch)
             os.replace(tmp, target)
@@ -180,6 +205,7 @@ class EmbeddingStore:
         vectors plus the set of keys seen (a batch persisted twice by a resumed run leaves duplicates: the
         first is kept). Returns the stored keys (a one-column table).
         """
+        self.flush()
         parts = self._part_files()
         seen: set[str] = set()
         written: list[pa.Array] = []
@@ -197,7 +223,7 @@ class EmbeddingStore:
                         batch = batch.filter(pa.array(keep, pa.bool_()))
                     if batch.num_rows:
                         batch = pa.RecordBatch.from_arrays(
-                            [batch.column(0), batch.column(1).cast(schema.field("embedding").type)], schema=schema
+                            [batch.column(0), as_vector_bytes(batch.column(1), self.dimensions)], schema=schema
                         )
                         out.write(batch)
                         # A copy: a part's columns share one buffer, so keeping its key column would keep its

@@ -109,8 +109,11 @@ def embeddings(
         for number, outcome in enumerate(outcomes, start=1):
             offset = (number - 1) * embedder.batch_size
             batch_keys = missing_keys[offset : offset + len(outcome)]
-            ok = [i for i in range(len(batch_keys)) if i not in outcome.failed]
-            store.append_batch([batch_keys[i] for i in ok], outcome.vectors[ok] if ok else np.empty((0, 0)))
+            if outcome.failed:
+                ok = [i for i in range(len(batch_keys)) if i not in outcome.failed]
+                store.append_batch([batch_keys[i] for i in ok], outcome.vectors[ok] if ok else np.empty((0, 0)))
+            else:
+                store.append_batch(batch_keys, outcome.vectors)
             failed.update({batch_keys[i]: reason for i, reason in outcome.failed.items()})
             truncated += len(outcome.truncated)
             sent += len(batch_keys)
@@ -124,10 +127,14 @@ def embeddings(
                     f"{sent / max(elapsed, 1e-9):.1f} inputs/s"
                 )
     except EmbedderError as error:
+        store.flush()  # the batches that finished are kept for the next run
         raise dg.Failure(
             description=f"embedding failed after {sent} of {len(missing_keys)} inputs: {error}",
             metadata={"error": type(error).__name__, "inputs_sent": sent},
         ) from error
+    except BaseException:
+        store.flush()  # a cancelled or failing run keeps its finished batches too
+        raise
     seconds = time.perf_counter() - started
 
     wanted = set(keys) - set(failed)

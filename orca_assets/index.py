@@ -34,6 +34,7 @@ from orca_assets.embedding_store import embedding_key
 from orca_assets.embeddings import embeddings
 from orca_assets.partitions import EMBEDDING_GROUP, collections_partitions
 from orca_assets.search_copy import sync_search_copy
+from orca_assets.stored_vectors import as_float_lists
 from orca_assets.unchanged import file_identity, recall, remember
 from orca_assets.writer_lock import one_writer_per_collection
 from orca_core.layout import CHUNKS_FILE, STAGED_INDEX_FILE, STORE_FILE
@@ -114,6 +115,7 @@ def write_index(chunks_path: Path, store_path: Path, target: Path, inputs: str |
         order = has_vector[np.argsort(position[has_vector], kind="stable")]  # chunk rows in store order
         store_row = position[order].astype(np.int64)
         schema = index_schema(meta, inputs)
+        dimensions = int(meta["dimensions"])
         documents: set[str] = set()
         offset = 0
         with stream_parquet_atomic(target, schema) as out:
@@ -121,7 +123,7 @@ def write_index(chunks_path: Path, store_path: Path, target: Path, inputs: str |
                 lo, hi = np.searchsorted(store_row, [offset, offset + batch.num_rows])
                 if hi > lo:
                     picked = chunk_table.take(pa.array(order[lo:hi]))
-                    vectors = batch.column(0).take(pa.array(store_row[lo:hi] - offset))
+                    vectors = as_float_lists(batch.column(0).take(pa.array(store_row[lo:hi] - offset)), dimensions)
                     out.write(_rows(picked, vectors, meta["model"], schema))
                     documents.update(pc.unique(picked["doc_id"]).to_pylist())
                 offset += batch.num_rows

@@ -29,6 +29,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from psycopg2 import sql
 
+from orca_resources.warehouse import open_parquet
+
 COPY_BATCH_ROWS = 8192
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names silently; we shorten them ourselves, predictably
 # The columns an index row fills, in COPY order (`updated_at` is set by the database).
@@ -165,10 +167,13 @@ def copy_index(cur, index_path: Path, schema: str, table: str, log: Log, tempora
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         target, sql.SQL(", ").join(map(sql.Identifier, COLUMNS))).as_string(cur)
     copied = 0
-    for batch in pq.ParquetFile(index_path).iter_batches(batch_size=COPY_BATCH_ROWS, columns=COLUMNS):
-        cur.copy_expert(statement, _copy_text(batch))
-        copied += batch.num_rows
-        log(f"copied {copied} rows into {'staging' if temporary else f'{schema}.{table}'}")
+    with open_parquet(index_path) as parquet:  # read row group by row group, never buffered whole
+        if parquet is None:
+            raise FileNotFoundError(index_path)
+        for batch in parquet.iter_batches(batch_size=COPY_BATCH_ROWS, columns=COLUMNS):
+            cur.copy_expert(statement, _copy_text(batch))
+            copied += batch.num_rows
+            log(f"copied {copied} rows into {'staging' if temporary else f'{schema}.{table}'}")
     return copied
 
 

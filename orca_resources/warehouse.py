@@ -73,17 +73,19 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 
 def parquet_options(schema: pa.Schema) -> dict:
-    """How Orca writes Parquet: zstd, and no dictionary for vector columns.
+    """How Orca writes Parquet: zstd, except vector columns, which have neither compression nor a dictionary.
 
-    A dictionary never pays for float vectors of a real model (their values hardly repeat): Arrow builds one for
-    every column chunk, finds it too large and falls back, which made writing an index or a vector store about
-    twice as costly in CPU (41,000 vectors of 768 floats: 0.70 s against 0.37 s), for a larger file.
-    Compression stays on for them although it makes reading them 4x dearer in CPU: without it (or with snappy)
-    the index step of 200,000 chunks peaked at 895-912 MiB instead of 488 (bench row 7).
+    The floats of a real model hardly repeat or compress: a dictionary, which Arrow builds for every column
+    chunk, finds too large and drops, made writing an index or a vector store about twice as costly in CPU
+    (41,000 vectors of 768 floats: 0.70 s against 0.37 s), and zstd saves 8% of their size for about 3 us of
+    CPU per vector at every write and every read (an index is read twice after it is written: its checks and
+    the search copy). Compression once seemed to bound the index step's memory; that was pyarrow reading ahead
+    the whole file, which `open_parquet` turns off.
     """
-    vectors = (pa.types.is_fixed_size_list, pa.types.is_list, pa.types.is_large_list)
-    plain = [field.name for field in schema if not any(is_type(field.type) for is_type in vectors)]
-    return {"compression": "zstd", "use_dictionary": plain}
+    vectors = (pa.types.is_fixed_size_list, pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_binary)
+    raw = {field.name for field in schema if any(is_type(field.type) for is_type in vectors)}
+    compression = {name: "none" if name in raw else "zstd" for name in schema.names} if raw else "zstd"
+    return {"compression": compression, "use_dictionary": [name for name in schema.names if name not in raw]}
 
 
 def write_parquet_atomic(table: pa.Table, target: Path) -> None:
@@ -129,14 +131,19 @@ def read_footer(path: Path) -> Footer | None:
 
 @contextlib.contextmanager
 def open_parquet(path: Path) -> Iterator[pq.ParquetFile | None]:
-    """A ParquetFile over one open handle (see read_parquet), or None when the file does not exist."""
+    """A ParquetFile over one open handle (see read_parquet), or None when the file does not exist.
+
+    Without pre-buffering: pyarrow's default reads ahead and keeps every row group `iter_batches` will visit,
+    so streaming the 200,000 vectors of bench row 7 held all of them (write_index peaked at 870 MiB, 280
+    without). Pre-buffering pays on object stores with high latency, never on a local file.
+    """
     try:
         handle = pa.OSFile(str(path))
     except FileNotFoundError:
         yield None
         return
     with handle:
-        yield pq.ParquetFile(handle)
+        yield pq.ParquetFile(handle, pre_buffer=False)
 
 
 class StreamWriter:

@@ -66,7 +66,7 @@ def update_search_copy(index_path: Path, folder: Path, log: Log = lambda _: None
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     with pa.OSFile(str(index_path)) as handle:  # one open file: a rename meanwhile cannot mix two versions
-        parquet = pq.ParquetFile(handle)
+        parquet = pq.ParquetFile(handle, pre_buffer=False)  # row group by row group; see open_parquet
         meta = parquet.schema_arrow.metadata or {}
         rows = parquet.metadata.num_rows
         model, dimensions = meta.get(b"orca.model", b"").decode(), int(meta.get(b"orca.dimensions", b"0") or 0)

@@ -68,7 +68,8 @@ def assert_same_index(found: dict, expected: dict) -> None:
 
 def test_store_writers_never_overwrite_or_delete_each_others_batches(tmp_path):
     info = HashingEmbedderResource(dimensions=8).model_info()
-    first, second = EmbeddingStore(tmp_path, info), EmbeddingStore(tmp_path, info)
+    # A part per batch (part_seconds=0): each append below is on disk before the next line runs.
+    first, second = EmbeddingStore(tmp_path, info, part_seconds=0), EmbeddingStore(tmp_path, info, part_seconds=0)
     vector = np.eye(8, dtype=np.float32)
     first.append_batch(["a"], vector[:1])
     second.append_batch(["b"], vector[1:2])  # numbered from disk, this would have replaced "a"'s part

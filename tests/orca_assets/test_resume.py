@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import dagster as dg
 import pytest
 
+import orca_assets.embedding_store as store_module
 from orca_core.embedder import BatchOutcome, ModelInfo
 from orca_resources.errors import EmbedderUnavailable
 from orca_resources.hashing_embedder import HashingEmbedderResource
@@ -18,8 +19,9 @@ from tests.pipeline_helpers import Pipeline, check_results, failure_message, met
 class DyingEmbedder:
     """Delegates to a real embedder and loses the server after `batches_before_death` batches."""
 
-    def __init__(self, inner: HashingEmbedderResource, batches_before_death: int):
+    def __init__(self, inner: HashingEmbedderResource, batches_before_death: int, error: Exception | None = None):
         self.inner = inner
+        self.error = error or EmbedderUnavailable("connection reset by peer (staged)")
         self.batch_size = inner.batch_size
         self.batches_before_death = batches_before_death
         self.inputs = 0
@@ -33,7 +35,7 @@ class DyingEmbedder:
     def embed_batches(self, batches: Iterable[Sequence[str]], kind="document") -> Iterator[BatchOutcome]:
         for number, outcome in enumerate(self.inner.embed_batches(batches, kind), start=1):
             if number > self.batches_before_death:
-                raise EmbedderUnavailable("connection reset by peer (staged)")
+                raise self.error
             self.inputs += len(outcome)
             yield outcome
 
@@ -64,8 +66,21 @@ def test_crashed_run_resumes_from_persisted_batches(pipeline):
     assert all(check_results(resumed).values())
 
 
-def test_a_part_torn_by_a_power_loss_is_skipped_and_its_batch_embedded_again(pipeline):
+def test_a_run_stopped_by_any_error_keeps_its_finished_batches(pipeline):
+    # Batches wait in memory for up to a second before they are written (orca_assets/embedding_store.py);
+    # whatever stops the step, they are written on the way out.
+    write_collection(pipeline.inbox)
+    hashing = HashingEmbedderResource(dimensions=64, batch_size=2)
+    crashed = pipeline.run(DyingEmbedder(hashing, 3, RuntimeError("a bug in the embedder (staged)")), chunk_tokens=32)
+    assert not crashed.success and "a bug in the embedder" in failure_message(crashed)
+    resumed = pipeline.run(hashing, chunk_tokens=32)
+    assert resumed.success, failure_message(resumed)
+    assert metadata(resumed, "embeddings")["reused"] == 6
+
+
+def test_a_part_torn_by_a_power_loss_is_skipped_and_its_batch_embedded_again(pipeline, monkeypatch):
     # Parts are not fsynced (orca_assets/embedding_store.py): after a power loss the newest may be cut short.
+    monkeypatch.setattr(store_module, "PART_SECONDS", 0.0)  # a part per batch, so that one of two is torn
     write_collection(pipeline.inbox)
     hashing = HashingEmbedderResource(dimensions=64, batch_size=2)
     assert not pipeline.run(DyingEmbedder(hashing, batches_before_death=2), chunk_tokens=32).success

@@ -15,6 +15,7 @@ import orca_assets.checks as checks_module
 import orca_assets.embedding_store as store_module
 import orca_assets.index as index_module
 from orca_assets.embedding_store import PARTS_DIR, STORE_FILE, EmbeddingStore, embedding_key
+from orca_assets.stored_vectors import vector_matrix
 from orca_resources.hashing_embedder import HashingEmbedderResource
 from orca_resources.warehouse import read_footer, write_parquet_atomic
 from tests.documents_fixture import write_collection
@@ -116,7 +117,7 @@ def reference_index(chunk_table: pa.Table, store: pa.Table) -> set[tuple]:
     """The rows the former in-memory build_index produced (last duplicate of a key winning), as a set."""
     identity = store.schema.metadata[b"identity"].decode()
     position = {key: row for row, key in enumerate(store["key"].to_pylist())}
-    vectors = store["embedding"].to_pylist()
+    vectors = vector_matrix(store["embedding"], int(store.schema.metadata[b"dimensions"])).tolist()
     rows = set()
     for chunk in chunk_table.to_pylist():
         found = position.get(embedding_key(identity, chunk["text"]))
@@ -200,7 +201,7 @@ def test_streamed_compaction_dedupes_filters_and_drops_stale_identities(tmp_path
     stored = store.compact({"a", "b", "c", "d"})
     assert sorted(stored["key"].to_pylist()) == ["a", "b", "c", "d"]
     table = pq.read_table(tmp_path / STORE_FILE)
-    vectors = dict(zip(table["key"].to_pylist(), table["embedding"].to_pylist()))
+    vectors = dict(zip(table["key"].to_pylist(), vector_matrix(table["embedding"], 8).tolist()))
     assert table.num_rows == 4 and set(vectors) == {"a", "b", "c", "d"}
     assert vectors["a"] == eye[0].tolist() and vectors["c"] == eye[3].tolist() and vectors["d"] == eye[0].tolist()
     assert store.version() not in (None, first_version)
