@@ -44,7 +44,7 @@ class IndexFile:
     @cached_property
     def vector_summary(self) -> VectorSummary:
         """What both vector checks need, from one pass over the vectors a row group at a time: the pass
-        decompresses every vector, the largest cost of judging an index, so it is made once per judgement."""
+        decodes every vector, the largest cost of judging an index, so it is made once per judgement."""
         footer = read_footer(self.path)
         summary = VectorSummary(int(footer.metadata["orca.dimensions"]),
                                 footer.metadata.get("orca.normalized", "true") == "true")  # fmt: skip
@@ -76,8 +76,9 @@ class VectorSummary:
             return  # mixed dimensions, or a missing vector: the verdict is known, only the count above is wanted
         matrix = _matrix(vectors, next(iter(self.lengths)))
         finite = np.isfinite(matrix).all(axis=1)
-        norms = np.linalg.norm(np.where(np.isfinite(matrix), matrix, 0.0), axis=1) if not finite.all() else \
-            np.linalg.norm(matrix, axis=1)  # fmt: skip
+        if not finite.all():
+            matrix = np.where(np.isfinite(matrix), matrix, 0.0)
+        norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))  # no squared copy of the matrix
         zero = norms < 1e-6
         off_unit = np.abs(norms - 1.0) > UNIT_NORM_TOLERANCE if self.normalized else np.zeros_like(zero)
         self.counts["non_finite_rows"] += int((~finite).sum())

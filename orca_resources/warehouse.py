@@ -73,7 +73,7 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 
 def parquet_options(schema: pa.Schema) -> dict:
-    """How Orca writes Parquet: zstd, except vector columns, which have neither compression nor a dictionary.
+    """How Orca writes Parquet: zstd, except vector columns, which have no compression, dictionary or statistics.
 
     The floats of a real model hardly repeat or compress: a dictionary, which Arrow builds for every column
     chunk, finds too large and drops, made writing an index or a vector store about twice as costly in CPU
@@ -85,7 +85,9 @@ def parquet_options(schema: pa.Schema) -> dict:
     vectors = (pa.types.is_fixed_size_list, pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_binary)
     raw = {field.name for field in schema if any(is_type(field.type) for is_type in vectors)}
     compression = {name: "none" if name in raw else "zstd" for name in schema.names} if raw else "zstd"
-    return {"compression": compression, "use_dictionary": [name for name in schema.names if name not in raw]}
+    plain = [name for name in schema.names if name not in raw]
+    # Nor min/max statistics: no reader filters on a vector's floats, and Arrow computes them for every value.
+    return {"compression": compression, "use_dictionary": plain, "write_statistics": plain}
 
 
 def write_parquet_atomic(table: pa.Table, target: Path) -> None:

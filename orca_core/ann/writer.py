@@ -157,7 +157,9 @@ def _write_segment(folder: Path, number: int, parquet: pq.ParquetFile, picked: n
             offset += size
             if not mask.any():
                 continue
-            batch = parquet.read_row_group(group).filter(pa.array(mask))
+            batch = parquet.read_row_group(group)
+            if not mask.all():
+                batch = batch.filter(pa.array(mask))
             columns = [
                 batch[c].cast(ROW_TYPES.get(c, pa.string()))
                 if c in names
@@ -166,8 +168,8 @@ def _write_segment(folder: Path, number: int, parquet: pq.ParquetFile, picked: n
             ]
             out.write_table(pa.Table.from_arrays(columns, schema=schema))
             unit = _unit(batch["embedding"], dimensions)
-            vectors.write(unit.tobytes())
-            total += unit.sum(axis=0, dtype=np.float64)
+            vectors.write(memoryview(unit).cast("B"))  # its buffer, not a copy of it
+            total += unit.sum(axis=0)  # float32 within a row group, float64 across them
             written += batch.num_rows
     if written != entry.rows:
         raise RuntimeError(f"{vectors_path}: wrote {written} vectors of {entry.rows}")
@@ -188,7 +190,7 @@ def _free_number(folder: Path) -> int:
 def _unit(column: pa.ChunkedArray, dimensions: int) -> np.ndarray:
     values = column.combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     matrix = values.reshape(-1, dimensions)
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))[:, None]  # no squared copy of the matrix
     return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
 
 

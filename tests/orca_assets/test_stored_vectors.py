@@ -36,13 +36,13 @@ def test_bytes_and_float_lists_give_the_same_matrix():
         vector_matrix(raw, 4)
 
 
-def test_the_store_file_holds_uncompressed_bytes_without_dictionary(tmp_path):
+def test_the_store_file_holds_uncompressed_bytes_without_dictionary_or_statistics(tmp_path):
     store = EmbeddingStore(tmp_path, INFO)
     store.append_batch(["a", "b"], np.eye(8, dtype=np.float32)[:2])
     store.compact({"a", "b"})
     column = pq.ParquetFile(tmp_path / STORE_FILE).metadata.row_group(0).column(1)
     assert column.path_in_schema == "embedding" and column.physical_type == "FIXED_LEN_BYTE_ARRAY"
-    assert column.compression == "UNCOMPRESSED"
+    assert column.compression == "UNCOMPRESSED" and not column.is_stats_set
     assert not any("DICTIONARY" in encoding for encoding in column.encodings)
     assert pq.ParquetFile(tmp_path / STORE_FILE).metadata.row_group(0).column(0).compression == "ZSTD"
 

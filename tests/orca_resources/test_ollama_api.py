@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from orca_resources.errors import InvalidResponse
+from orca_resources import ollama_api
 from orca_resources.ollama_api import check_vectors, vectors_from_answer
 
 
@@ -54,3 +55,15 @@ def test_answers_parsed_one_after_another_do_not_interfere():
         vectors_from_answer(b'{"embeddings": [[1.0, "x"]]}', 1, 2)  # a refusal leaves no parser state behind
     assert vectors_from_answer(first, 1, 2).tolist() == [[1.0, 2.0]]
     assert vectors_from_answer(second, 2, 2).tolist() == [[3.0, 4.0], [5.0, 6.0]]
+
+
+def test_a_huge_but_finite_component_is_no_fault():
+    # Its square overflows float32, which the one-pass check must not take for an infinity.
+    assert vectors_from_answer(answer([[1e30, 0.5], [0.3, 0.4]]), 2, 2)[0, 0] == np.float32(1e30)
+
+
+def test_a_parser_still_referenced_is_replaced_not_reused(monkeypatch):
+    held = ollama_api._parse(answer([[9.0, 9.0]]))  # a value of this thread's parser, kept alive
+    monkeypatch.setattr(ollama_api, "json_body", lambda body: pytest.fail("fell back to the general parse"))
+    assert vectors_from_answer(answer([[1.0, 2.0]]), 1, 2).tolist() == [[1.0, 2.0]]
+    assert held["embeddings"][0][0] == 9.0  # the value held is untouched
