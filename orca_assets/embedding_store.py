@@ -1,14 +1,15 @@
 """The vector cache behind the `embeddings` asset: one row per (embedding identity, text), persisted as it comes.
 
 A key is a hash of the embedder's identity (model name, digest, dimensions, prefix) and the chunk text, so a
-chunk is embedded again only when one of those changes. Finished batches are written as part files at most
-about a second apart (`PART_SECONDS`, or every `PART_ROWS` vectors), and at once when the step stops for any
-reason it can see (a failed server, a cancelled run), so a crashed run resumes without paying again for them;
-only a process killed outright loses its last second. `compact` folds the parts into one Parquet file. A part
-is an uncompressed Arrow IPC file: it lives only until the run's compaction, and Parquet's encoding and
-compression cost about 3 ms per batch of 32 vectors. A part per batch cost about 0.8 ms of CPU each (open,
-write, rename), a fifth of the step's CPU per input at a fleet's rate; a part per second costs nothing that
-shows (parts written as Parquet by an earlier version are still read).
+chunk is embedded again only when one of those changes. Each finished batch is written as a part file at once,
+unless the last part was written less than `PART_SECONDS` (20 ms) ago: then it waits for the next one, with
+those that follow within that time (at most `PART_ROWS` vectors). Whatever stops the step where it can see it
+(a failed server, a cancelled run) writes what waits. So a crashed run resumes without paying again for what
+had finished, except, for a process killed outright, the batches of its last 20 ms: one batch, unless the
+servers answer faster than that. A part per batch cost about 0.8 ms of CPU each (open, write, rename), a fifth
+of the step's CPU per input at a fleet's rate; this way a run writes at most 50 parts a second. `compact`
+folds the parts into one Parquet file. A part is an uncompressed Arrow IPC file: it lives only until the run's
+compaction (parts written as Parquet by an earlier version are still read).
 
 Parts are renamed into place but not fsynced: a killed run loses none that was written (the page cache
 outlives the process), and only a power loss can lose or tear the latest ones, which readers skip, so their
@@ -43,7 +44,7 @@ from orca_resources.warehouse import ROW_GROUP_ROWS, open_parquet, read_footer, 
 PART_SUFFIXES = (".arrow", ".parquet")
 # Made once: without options, every new IPC writer reads an environment variable to pick its format.
 IPC_OPTIONS = pa.ipc.IpcWriteOptions()  # Arrow IPC parts; Parquet ones from before are still folded in
-PART_SECONDS = 1.0  # the most embedding work a process killed outright can lose
+PART_SECONDS = 0.02  # the least time between two parts: the most embedding work a process killed outright loses
 PART_ROWS = 4096  # and the most vectors waiting in memory (12 MiB at 768 dimensions)
 
 
@@ -82,7 +83,7 @@ class EmbeddingStore:
         self.part_seconds = PART_SECONDS if part_seconds is None else part_seconds
         self._pending: list[tuple[list[str], np.ndarray]] = []  # finished batches not yet in a part
         self._pending_rows = 0
-        self._pending_since = 0.0
+        self._flushed_at = float("-inf")  # when the last part was written: the first batch is written at once
 
     def clear(self) -> None:
         """Forget every stored vector (a forced re-embed)."""
@@ -157,14 +158,12 @@ class EmbeddingStore:
         return (self.known_keys() if known is None else known) == wanted
 
     def append_batch(self, keys: list[str], vectors: np.ndarray) -> None:
-        """Keep one finished batch; it is written with the others of the last second (or `PART_ROWS`) as a part."""
+        """Keep one finished batch: written at once, or with those that follow when the last part is too recent."""
         if not keys:
             return
-        if not self._pending:
-            self._pending_since = time.monotonic()
         self._pending.append((keys, vectors))
         self._pending_rows += len(keys)
-        if self._pending_rows >= PART_ROWS or time.monotonic() - self._pending_since >= self.part_seconds:
+        if self._pending_rows >= PART_ROWS or time.monotonic() - self._flushed_at >= self.part_seconds:
             self.flush()
 
     def flush(self) -> None:
@@ -176,6 +175,7 @@ class EmbeddingStore:
         if not self._pending:
             return
         pending, self._pending, self._pending_rows = self._pending, [], 0
+        self._flushed_at = time.monotonic()
         keys = [key for batch_keys, _ in pending for key in batch_keys]
         vectors = pending[0][1] if len(pending) == 1 else np.concatenate([v for _, v in pending])
         batch = pa.RecordBatch.from_arrays([pa.array(keys, pa.string()), vectors_to_arrow(vectors)], schema=self.schema)

@@ -1,7 +1,9 @@
 """The store keeps vectors as raw float32 bytes, uncompressed, reads the float lists of earlier versions, and
-gathers a second's batches into one part."""
+gathers batches that follow a part closely into the next one."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -83,26 +85,30 @@ def test_a_store_and_a_part_of_float_lists_are_still_read(tmp_path):
     np.testing.assert_array_equal(np.array(index["embedding"].to_pylist(), np.float32), vectors[:2])
 
 
-def test_batches_of_one_second_share_a_part(tmp_path, monkeypatch):
+def test_batches_that_follow_a_part_closely_share_the_next(tmp_path, monkeypatch):
     eye = np.eye(8, dtype=np.float32)
     store = EmbeddingStore(tmp_path, INFO, part_seconds=3600)
     store.append_batch(["a"], eye[:1])
+    assert len(parts(tmp_path)) == 1  # the first batch is written at once
     store.append_batch(["b"], eye[1:2])
-    assert parts(tmp_path) == []  # kept in memory, yet known and not compact
-    assert store.known_keys() == {"a", "b"}
-    assert not store.is_compact_for({"a", "b"})
+    store.append_batch(["c"], eye[2:3])
+    assert len(parts(tmp_path)) == 1  # kept in memory, yet known and not compact
+    assert store.known_keys() == {"a", "b", "c"}
+    assert not store.is_compact_for({"a", "b", "c"})
     store.flush()
-    assert len(parts(tmp_path)) == 1
-    assert EmbeddingStore(tmp_path, INFO).known_keys() == {"a", "b"}  # another reader sees both
-
-    monkeypatch.setattr(store_module, "PART_ROWS", 3)  # the memory bound writes a part before the second is up
-    store.append_batch(["c", "d"], eye[2:4])
-    assert len(parts(tmp_path)) == 1
-    store.append_batch(["e"], eye[4:5])
     assert len(parts(tmp_path)) == 2
+    assert EmbeddingStore(tmp_path, INFO).known_keys() == {"a", "b", "c"}  # another reader sees them all
 
-    quick = EmbeddingStore(tmp_path, INFO, part_seconds=0)
-    quick.append_batch(["f"], eye[5:6])
+    monkeypatch.setattr(store_module, "PART_ROWS", 3)  # the memory bound writes a part however recent the last
+    store.append_batch(["d", "e"], eye[3:5])
+    assert len(parts(tmp_path)) == 2
+    store.append_batch(["f"], eye[5:6])
     assert len(parts(tmp_path)) == 3
-    stored = store.compact({"a", "b", "c", "d", "e", "f"})
-    assert sorted(stored["key"].to_pylist()) == ["a", "b", "c", "d", "e", "f"]
+
+    slow = EmbeddingStore(tmp_path, INFO, part_seconds=0.05)  # batches further apart than that: a part each
+    slow.append_batch(["g"], eye[6:7])
+    time.sleep(0.06)
+    slow.append_batch(["h"], eye[7:8])
+    assert len(parts(tmp_path)) == 5
+    stored = store.compact({"a", "b", "c", "d", "e", "f", "g", "h"})
+    assert sorted(stored["key"].to_pylist()) == ["a", "b", "c", "d", "e", "f", "g", "h"]

@@ -9,8 +9,8 @@ import numpy as np
 import orjson
 import pytest
 
-from orca_resources.errors import InvalidResponse
 from orca_resources import ollama_api
+from orca_resources.errors import InvalidResponse
 from orca_resources.ollama_api import check_vectors, vectors_from_answer
 
 
