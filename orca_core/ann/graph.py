@@ -20,16 +20,17 @@ quality only shows at that size: every setting below keeps 0.99 or more at 100,0
 | bits, centred | 40 | 108 us building a million | 0.886 (160), 0.937 (400) |
 
 The insertion list decides recall at a million rows more than the precision does; bits cost about a quarter
-of int8's CPU and need a longer search list (EF_SEARCH in segment.py) for the same recall. Below a million the
-short list loses nothing, so a segment of at most SMALL_ROWS is built with it (bits, search list 160, 300
-queries, same day):
+of int8's CPU and need a longer search list (EF_SEARCH in segment.py) for the same recall. Up to 200,000 rows
+the short list loses next to nothing, so a segment of at most SMALL_ROWS is built with it (bits, search list
+160, 300 queries of bench 11's vectors, same day):
 
 | rows | insertion list 64 | 40 | 32 |
 | --- | --- | --- | --- |
 | 40,000 | 76 us, recall 1.000 | 41 us, 1.000 | 35 us, 1.000 |
 | 100,000 | 88 us, 1.000 | 48 us, 1.000 | 42 us, 0.995 |
-| 200,000 | 89 us, 1.000 | 50 us, 0.996 | 40 us, 0.984 | (Absolute figures
-from sessions on a shared machine of varying speed; compare within a row's day.)
+| 200,000 | 89 us, 1.000 | 50 us, 0.996 | 40 us, 0.984 |
+
+(Absolute figures from sessions on a shared machine of varying speed; compare within a row's day.)
 """
 
 from __future__ import annotations

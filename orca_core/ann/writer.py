@@ -34,6 +34,7 @@ from orca_core.ann.manifest import (
     segment_number,
     write_manifest,
 )
+from orca_core.search import normalize_rows
 
 ROW_COLUMNS = ["chunk_id", "doc_id", "chunk_index", "text", "source", "page", "section", "title", "metadata", "model"]
 ROW_TYPES = {"chunk_index": pa.int32(), "page": pa.int32()}
@@ -188,10 +189,10 @@ def _free_number(folder: Path) -> int:
 
 
 def _unit(column: pa.ChunkedArray, dimensions: int) -> np.ndarray:
+    # Normalised as the Parquet index's search does (normalize_rows): the same float32 bits, so rows of equal
+    # score tie in both and come back in the same order.
     values = column.combine_chunks().flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
-    matrix = values.reshape(-1, dimensions)
-    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))[:, None]  # no squared copy of the matrix
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+    return normalize_rows(values.reshape(-1, dimensions))
 
 
 def _save_durably(path: Path, array: np.ndarray) -> None:
