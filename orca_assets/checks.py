@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from orca_assets.partitions import collection_check_spec
+from orca_assets.stored_vectors import vector_matrix
 from orca_core.asset_names import INDEX_ASSET
 from orca_core.layout import CHUNKS_FILE, DOCUMENTS_FILE, FAILED_CHUNKS_FILE, INDEX_VERDICTS_FILE
 from orca_resources.warehouse import ROW_GROUP_ROWS, WarehouseResource, open_parquet, read_footer, read_parquet
@@ -74,7 +75,7 @@ class VectorSummary:
         self.lengths.update(pc.unique(lengths).to_pylist())
         if not self.uniform:
             return  # mixed dimensions, or a missing vector: the verdict is known, only the count above is wanted
-        matrix = _matrix(vectors, next(iter(self.lengths)))
+        matrix = vector_matrix(vectors, next(iter(self.lengths)))
         finite = np.isfinite(matrix).all(axis=1)
         if not finite.all():
             matrix = np.where(np.isfinite(matrix), matrix, 0.0)
@@ -97,11 +98,6 @@ class Verdict:
     passed: bool
     metadata: dict
     why: str  # one sentence for the run's failure message and the check's description
-
-
-def _matrix(vectors: pa.Array, dimension: int) -> np.ndarray:
-    values = vectors.flatten().to_numpy(zero_copy_only=False)
-    return values.reshape(len(vectors), dimension) if len(vectors) else np.empty((0, dimension))
 
 
 def _count(mask: pa.Array) -> int:

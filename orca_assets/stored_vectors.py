@@ -31,7 +31,8 @@ def vectors_to_arrow(vectors: np.ndarray) -> pa.FixedSizeBinaryArray:
 
 
 def vector_matrix(column: pa.Array | pa.ChunkedArray, dimensions: int) -> np.ndarray:
-    """The (rows, dimensions) float32 vectors of a store column (raw bytes: a view, no copy; float lists: a copy)."""
+    """The (rows, dimensions) float32 vectors of a column: the store's raw bytes (a view, no copy) or float lists,
+    as the index and older stores hold them (a copy)."""
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if pa.types.is_fixed_size_binary(column.type):
